@@ -1,0 +1,145 @@
+// The kvmnet command line: global options, top-level commands (up, down, apply, export), error
+// reporting (`error:`/`hint:` lines, exit 2 for bad input, 1 for failures).
+import { readFile, writeFile } from 'node:fs/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { Engine } from '../engine/engine.js';
+import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths } from '../engine/paths.js';
+import { parseDefinitions, renderDefinitions } from '../model/definitions.js';
+import { inputError, KvmnetError } from '../model/errors.js';
+import type { CliContext } from './context.js';
+import { registerNet } from './net.js';
+import { json, renderResult } from './output.js';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
+  const program = new Command('kvmnet');
+  let engine: Engine | undefined;
+  const ctx: CliContext = {
+    engine: () => {
+      if (!engine) {
+        const o = program.opts<{ stateDir: string; runDir: string }>();
+        engine = new Engine({ paths: new Paths(o.stateDir, o.runDir), note: (m) => process.stderr.write(`kvmnet: ${m}\n`) });
+      }
+      return engine;
+    },
+    json: () => program.opts<{ json: boolean }>().json,
+    print: out,
+  };
+
+  program
+    .version(VERSION)
+    .description('Virtual networks for KVM hosts: NAT, isolated and routed networks on Linux bridges, nftables and dnsmasq.')
+    .addOption(new Option('--state-dir <dir>', 'stored definitions and leases').env('KVMNET_STATE_DIR').default(DEFAULT_STATE_DIR))
+    .addOption(new Option('--run-dir <dir>', 'what is applied now: records, generated dnsmasq files').env('KVMNET_RUN_DIR').default(DEFAULT_RUN_DIR))
+    .option('--json', 'machine-readable output (shapes in docs/cli.md)', false)
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 success, 1 a failure on the host (rolled back), 2 bad input (nothing changed).
+
+Examples:
+  kvmnet up                      # define (first run) and start the default NAT network
+  kvmnet net list
+  kvmnet net define lab --subnet 10.10.0.0/24 --autostart && kvmnet net start lab
+  kvmnet export > networks.yaml && kvmnet apply -f networks.yaml --dry-run
+
+See docs/cli.md for every command and its JSON output.`,
+    );
+
+  program
+    .command('up')
+    .description(
+      'First run: define the stock "default" NAT network (virbr0, 192.168.122.1/24, DHCP .2-.254, autostart;\n' +
+        'the next free 192.168.N.0/24 if the host already uses that subnet). Every run: start every autostart\n' +
+        'network, repairing any that drifted. What a host runs at boot.',
+    )
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .action(async (o: { dryRun: boolean }) => {
+      const r = await ctx.engine().up(o);
+      out(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  program
+    .command('down')
+    .description('Stop every running network. Definitions are kept; `kvmnet up` starts the autostart ones again.')
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .action(async (o: { dryRun: boolean }) => {
+      const r = await ctx.engine().down(o);
+      out(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  program
+    .command('apply')
+    .description(
+      'Make the stored definitions equal to a YAML file (as written by `kvmnet export`). Networks that run\n' +
+        'follow their new definitions; networks missing from the file are stopped and undefined. Networks are\n' +
+        'not started or stopped otherwise (autostart is for `kvmnet up`).',
+    )
+    .requiredOption('-f, --file <file>', 'definitions file ("-" for standard input)')
+    .option('--dry-run', 'print exactly the changes; change nothing', false)
+    .action(async (o: { file: string; dryRun: boolean }) => {
+      let text: string;
+      try {
+        text = o.file === '-' ? await readStdin() : await readFile(o.file, 'utf8');
+      } catch (e) {
+        throw inputError('unreadable-file', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'check the path');
+      }
+      const inputs = parseDefinitions(text, o.file);
+      const r = await ctx.engine().apply(inputs, { dryRun: o.dryRun });
+      out(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  program
+    .command('export')
+    .description('Print the stored definitions as YAML for `kvmnet apply -f`.')
+    .option('-o, --output <file>', 'write to a file instead of standard output')
+    .action(async (o: { output?: string }) => {
+      const defs = await ctx.engine().exportDefinitions();
+      const text = ctx.json() ? json({ version: 1, networks: Object.fromEntries(defs.map((d) => [d.name, d])) }) : renderDefinitions(defs);
+      if (o.output) await writeFile(o.output, text);
+      else out(text);
+    });
+
+  registerNet(program, ctx);
+  return program;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function wantsJson(argv: string[]): boolean {
+  return argv.includes('--json');
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const s of c.commands) s.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+      process.stderr.write("hint: see 'kvmnet --help' or 'kvmnet COMMAND --help'\n");
+      process.exit(2);
+    }
+    const err =
+      e instanceof KvmnetError
+        ? e
+        : new KvmnetError('internal', e instanceof Error ? e.message : String(e), { kind: 'failure', hint: 'this is a bug in kvmnet; please report it' });
+    if (wantsJson(argv)) process.stdout.write(json({ error: err.toJSON() }));
+    process.stderr.write(`error: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    if (process.env.KVMNET_DEBUG && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    process.exit(err.exitCode);
+  }
+}

@@ -1,0 +1,136 @@
+// `kvmnet net ...`: define, list, inspect, start, stop, undefine and autostart networks.
+import type { Command } from 'commander';
+import type { Engine } from '../engine/engine.js';
+import { inputError } from '../model/errors.js';
+import { parseDhcpRangeText, type NetworkInput } from '../model/network.js';
+import { json, renderResult, table } from './output.js';
+import type { CliContext } from './context.js';
+
+export function registerNet(program: Command, ctx: CliContext): void {
+  const net = program
+    .command('net')
+    .summary('define, start, stop and inspect networks')
+    .description('Define, start, stop and inspect kvmnet networks.');
+
+  net
+    .command('list')
+    .description('List the defined networks and whether they run.')
+    .action(async () => {
+      const list = await ctx.engine().list();
+      if (ctx.json()) return ctx.print(json(list));
+      ctx.print(
+        table(
+          ['NAME', 'MODE', 'BRIDGE', 'SUBNET', 'STATE', 'AUTOSTART'],
+          list.map((n) => [n.name, n.mode, n.bridge, n.subnet, n.state, n.autostart ? 'yes' : 'no']),
+        ),
+      );
+    });
+
+  net
+    .command('info')
+    .argument('<name>', 'network name')
+    .description("Show one network's definition and run state.")
+    .action(async (name: string) => {
+      const i = await ctx.engine().info(name);
+      if (ctx.json()) return ctx.print(json(i));
+      const rows: Array<[string, string]> = [
+        ['Name', i.name],
+        ['Mode', i.mode],
+        ['State', i.state],
+        ['Autostart', i.autostart ? 'yes' : 'no'],
+        ['Bridge', `${i.bridge} (${i.mac})`],
+        ['Subnet', i.subnet],
+        ['Gateway', i.gateway],
+        ['DHCP', i.dhcp ? `${i.dhcp.start} - ${i.dhcp.end}` : 'off'],
+        ['Domain', i.domain ?? '-'],
+        ['dnsmasq', i.dnsmasq ? `pid ${i.dnsmasq.pid}${i.dnsmasq.running ? '' : ' (not running)'}` : '-'],
+        ['Config', i.confFile],
+        ['Leases', i.leaseFile],
+      ];
+      ctx.print(rows.map(([k, v]) => `${(k + ':').padEnd(11)}${v}`).join('\n') + '\n');
+    });
+
+  net
+    .command('define')
+    .argument('<name>', 'network name: 1-32 of A-Z a-z 0-9 _ . - (starting with a letter or digit)')
+    .description('Define a network (stored; not started).')
+    .option('--mode <mode>', 'nat | isolated | routed', 'nat')
+    .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24 (the gateway is its first host)')
+    .option('--bridge <name>', 'bridge name (default: lowest free virbrN)')
+    .option('--gateway <ip>', "the host's address on the bridge (default: first host of the subnet)")
+    .option('--dhcp-range <first-last>', 'DHCP pool (default: every host address after the gateway)')
+    .option('--no-dhcp', 'no DHCP server on this network (DNS is still served)')
+    .option('--domain <domain>', 'DNS domain of the guests, e.g. lab')
+    .option('--mac <mac>', "the bridge's MAC (default: derived from the name)")
+    .option('--autostart', 'start it with `kvmnet up` (at boot)', false)
+    .option('--dry-run', 'print what would be stored; change nothing', false)
+    .addHelpText(
+      'after',
+      `
+Modes:
+  nat       guests reach outside through the host's address (masquerade); outside
+            reaches guests only through port forwards
+  isolated  guests reach each other and the host; nothing is forwarded
+  routed    forwarded both ways without NAT; the LAN must route the subnet back
+
+Examples:
+  kvmnet net define lab --mode nat --subnet 10.10.0.0/24 --dhcp-range 10.10.0.100-10.10.0.199 --domain lab --autostart
+  kvmnet net define iso --mode isolated --subnet 10.20.0.0/24`,
+    )
+    .action(async (name: string, o: DefineOpts) => {
+      const input: NetworkInput = { name, mode: o.mode, autostart: o.autostart };
+      if (o.subnet !== undefined) input.subnet = o.subnet;
+      if (o.bridge !== undefined) input.bridge = o.bridge;
+      if (o.gateway !== undefined) input.gateway = o.gateway;
+      if (o.domain !== undefined) input.domain = o.domain;
+      if (o.mac !== undefined) input.mac = o.mac;
+      if (!o.dhcp && o.dhcpRange !== undefined) {
+        throw inputError('conflicting-options', '--dhcp-range and --no-dhcp contradict each other', 'pass only one of them');
+      }
+      if (!o.dhcp) input.dhcp = null;
+      else if (o.dhcpRange !== undefined) input.dhcp = parseDhcpRangeText(o.dhcpRange);
+      const r = await ctx.engine().define(input, { dryRun: o.dryRun });
+      ctx.print(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  const simple = (
+    verb: string,
+    description: string,
+    run: (e: Engine, name: string, o: { dryRun: boolean; force: boolean; disable: boolean }) => ReturnType<Engine['start']>,
+    extra?: (c: Command) => Command,
+  ): void => {
+    let c = net.command(verb).argument('<name>', 'network name').description(description).option('--dry-run', 'print the plan; change nothing', false);
+    if (extra) c = extra(c);
+    c.action(async (name: string, o: { dryRun: boolean; force?: boolean; disable?: boolean }) => {
+      const r = await run(ctx.engine(), name, { dryRun: o.dryRun, force: o.force ?? false, disable: o.disable ?? false });
+      ctx.print(ctx.json() ? json(r) : renderResult(r));
+    });
+  };
+  simple('start', 'Start a network: bridge, addresses, firewall rules, dnsmasq. Running it again repairs drift.', (e, n, o) => e.start(n, o));
+  simple('stop', 'Stop a network: removes exactly what start created. Stopping a stopped network succeeds.', (e, n, o) => e.stop(n, o));
+  simple(
+    'undefine',
+    'Remove a network definition (and its lease file). A running network is refused unless --force.',
+    (e, n, o) => e.undefine(n, o),
+    (c) => c.option('--force', 'stop the network first if it runs', false),
+  );
+  simple(
+    'autostart',
+    'Mark a network to be started by `kvmnet up` (at boot), or with --disable not.',
+    (e, n, o) => e.setAutostart(n, !o.disable, o),
+    (c) => c.option('--disable', 'turn autostart off', false),
+  );
+}
+
+interface DefineOpts {
+  mode: string;
+  subnet?: string;
+  bridge?: string;
+  gateway?: string;
+  dhcpRange?: string;
+  dhcp: boolean;
+  domain?: string;
+  mac?: string;
+  autostart: boolean;
+  dryRun: boolean;
+}

@@ -1,0 +1,38 @@
+// Small file helpers: atomic write (write, fsync, rename) and tolerant reads/removals.
+import { mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export async function readOrNull(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export async function removePath(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}
+
+/** Removes a directory only if it is empty; silently keeps it otherwise. */
+export async function removeIfEmpty(path: string): Promise<void> {
+  try {
+    await rmdir(path);
+  } catch {
+    /* not empty or gone */
+  }
+}

@@ -1,0 +1,57 @@
+// Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
+// kvmnet's nft table, sysctls, generated files, recorded processes).
+import { stat } from 'node:fs/promises';
+import type { FirewallBackend } from '../firewall/backend.js';
+import type { Host } from '../host/host.js';
+import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
+import type { HostUsage, NetworkDef } from '../model/network.js';
+import { readOrNull } from './fsutil.js';
+import type { Paths } from './paths.js';
+import { dnsmasqFiles, type Observed } from './plan.js';
+import type { AppliedNetwork } from './store.js';
+
+export const SYSCTLS = ['net.ipv4.ip_forward'];
+
+export async function observe(
+  host: Host,
+  firewall: FirewallBackend,
+  paths: Paths,
+  scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
+): Promise<Observed> {
+  const [links, addrs, routes, fw] = await Promise.all([host.links(), host.addrs(), host.routes(), firewall.observe()]);
+  const sysctls = new Map<string, string>();
+  for (const k of SYSCTLS) sysctls.set(k, await host.sysctlGet(k));
+  const files = new Map<string, string | null>();
+  for (const def of scope.defs) {
+    for (const path of dnsmasqFiles(def, paths).keys()) files.set(path, await readOrNull(path));
+  }
+  const procs = new Map<number, string[] | null>();
+  for (const rec of scope.applied) {
+    try {
+      await stat(rec.runDir);
+      files.set(rec.runDir, '');
+    } catch {
+      files.set(rec.runDir, null);
+    }
+    const pid = rec.dnsmasq?.pid;
+    if (pid !== undefined) procs.set(pid, await host.processArgs(pid));
+  }
+  return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes, fw, sysctls, files, procs };
+}
+
+/** What the host uses outside kvmnet's own bridges (for overlap and name checks). */
+export function hostUsage(obs: Observed, ownBridges: Set<string>): HostUsage {
+  const prefixes: HostUsage['prefixes'] = [];
+  for (const a of obs.addrs) {
+    if (ownBridges.has(a.ifname)) continue;
+    const c = parseCidr(a.cidr);
+    if (c) prefixes.push({ cidr: formatCidr({ addr: networkOf(c), prefix: c.prefix }), where: `address ${a.cidr} on ${a.ifname}` });
+  }
+  for (const r of obs.routes) {
+    if (r.dst === 'default' || (r.dev !== undefined && ownBridges.has(r.dev))) continue;
+    const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+    prefixes.push({ cidr, where: `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}` });
+  }
+  const links = [...obs.links.keys()].filter((l) => !ownBridges.has(l));
+  return { prefixes, links };
+}

@@ -1,0 +1,208 @@
+// Plans: the exact steps that bring the host from what was observed to what is desired, computed
+// by pure functions so `--dry-run` shows precisely what an apply would do, and a second apply of
+// the same desired state yields an empty plan.
+import type { AppliedFirewall, FirewallBackend, FirewallObserved } from '../firewall/backend.js';
+import type { AddrInfo, LinkInfo, RouteInfo } from '../host/host.js';
+import type { NetworkDriver } from '../drivers/driver.js';
+import { parseCidr } from '../model/ipv4.js';
+import type { NetworkDef } from '../model/network.js';
+import { renderDnsmasqConf } from '../render/dnsmasq.js';
+import type { Paths } from './paths.js';
+import type { AppliedNetwork } from './store.js';
+
+export type Step =
+  | { kind: 'ip'; why: string; lines: string[]; undo: string[] }
+  | { kind: 'sysctl'; why: string; key: string; value: string }
+  | { kind: 'nft'; why: string; script: string; undo: string }
+  | { kind: 'write'; why: string; path: string; content: string }
+  | { kind: 'remove'; why: string; path: string }
+  | { kind: 'dnsmasq-start'; why: string; confFile: string; pidFile: string }
+  | { kind: 'dnsmasq-stop'; why: string; pid: number }
+  | { kind: 'dnsmasq-reload'; why: string; pid: number };
+
+export interface NetworkPlan {
+  network: string;
+  action: 'start' | 'stop';
+  steps: Step[];
+}
+
+/** What the host looks like now, as far as kvmnet cares. */
+export interface Observed {
+  links: Map<string, LinkInfo>;
+  addrs: AddrInfo[];
+  routes: RouteInfo[];
+  fw: FirewallObserved;
+  sysctls: Map<string, string>;
+  /** Contents of files kvmnet manages (null: absent). */
+  files: Map<string, string | null>;
+  /** argv of processes kvmnet recorded (null: not running). */
+  procs: Map<number, string[] | null>;
+}
+
+export interface PlanContext {
+  paths: Paths;
+  firewall: FirewallBackend;
+}
+
+export function dnsmasqFiles(def: NetworkDef, paths: Paths): Map<string, string> {
+  const conf = renderDnsmasqConf(def, {
+    pidFile: paths.dnsmasqPid(def.name),
+    leaseFile: paths.leaseFile(def.name),
+    dhcpHostsFile: paths.dhcpHostsFile(def.name),
+    hostsFile: paths.hostsFile(def.name),
+  });
+  return new Map([
+    [paths.dnsmasqConf(def.name), conf],
+    [paths.dhcpHostsFile(def.name), ''],
+    [paths.hostsFile(def.name), ''],
+  ]);
+}
+
+/** Is this pid a dnsmasq started with this conf file? */
+export function isOurDnsmasq(argv: string[] | null | undefined, confFile: string): boolean {
+  return !!argv && argv.some((a) => a === `--conf-file=${confFile}`);
+}
+
+/** Plans a network into the running state. `applied` is the record of the previous apply, if any. */
+export function planStart(
+  def: NetworkDef,
+  driver: NetworkDriver,
+  obs: Observed,
+  applied: AppliedNetwork | undefined,
+  ctx: PlanContext,
+): { plan: NetworkPlan; firewall: AppliedFirewall } {
+  const steps: Step[] = [];
+  const br = def.bridge;
+  const prefix = parseCidr(def.subnet)?.prefix ?? 24;
+  const gwCidr = `${def.gateway}/${prefix}`;
+  const link = obs.links.get(br);
+  if (!link) {
+    steps.push({
+      kind: 'ip',
+      why: `create bridge ${br} with ${gwCidr}`,
+      lines: [
+        `link add name ${br} address ${def.mac} type bridge stp_state 0 forward_delay 0`,
+        `addr add ${gwCidr} dev ${br}`,
+        `link set dev ${br} up`,
+      ],
+      undo: [`link del ${br}`],
+    });
+  } else {
+    const lines: string[] = [];
+    const undo: string[] = [];
+    const why: string[] = [];
+    if (link.stpState !== 0 || link.forwardDelay !== 0) {
+      lines.push(`link set dev ${br} type bridge stp_state 0 forward_delay 0`);
+      why.push(`stp ${link.stpState ?? '?'} forward delay ${link.forwardDelay ?? '?'}, expected 0 and 0`);
+    }
+    if (link.address !== def.mac) {
+      lines.push(`link set dev ${br} address ${def.mac}`);
+      undo.push(`link set dev ${br} address ${link.address}`);
+      why.push(`mac ${link.address}, expected ${def.mac}`);
+    }
+    const mine = obs.addrs.filter((a) => a.ifname === br);
+    for (const a of mine) {
+      if (a.cidr !== gwCidr) {
+        lines.push(`addr del ${a.cidr} dev ${br}`);
+        undo.push(`addr add ${a.cidr} dev ${br}`);
+        why.push(`stray address ${a.cidr}`);
+      }
+    }
+    if (!mine.some((a) => a.cidr === gwCidr)) {
+      lines.push(`addr add ${gwCidr} dev ${br}`);
+      undo.push(`addr del ${gwCidr} dev ${br}`);
+      why.push(`address ${gwCidr} missing`);
+    }
+    if (!link.flags.includes('UP')) {
+      lines.push(`link set dev ${br} up`);
+      undo.push(`link set dev ${br} down`);
+      why.push('link is down');
+    }
+    if (lines.length > 0) steps.push({ kind: 'ip', why: `repair bridge ${br}: ${why.join(', ')}`, lines, undo: undo.reverse() });
+  }
+
+  for (const [key, value] of Object.entries(driver.sysctls(def))) {
+    if (obs.sysctls.get(key) !== value) steps.push({ kind: 'sysctl', why: `${key} is ${obs.sysctls.get(key) ?? '?'}`, key, value });
+  }
+
+  const fw = ctx.firewall.planNetwork(driver.firewall(def), applied?.firewall, obs.fw);
+  if (fw.script !== '') steps.push({ kind: 'nft', why: fw.reasons.join('; ') || 'firewall rules', script: fw.script, undo: fw.undo });
+
+  const files = dnsmasqFiles(def, ctx.paths);
+  let confChanged = false;
+  let hostsChanged = false;
+  for (const [path, content] of files) {
+    if (obs.files.get(path) !== content) {
+      steps.push({ kind: 'write', why: obs.files.get(path) == null ? 'missing' : 'content differs', path, content });
+      if (path === ctx.paths.dnsmasqConf(def.name)) confChanged = true;
+      else hostsChanged = true;
+    }
+  }
+  const confFile = ctx.paths.dnsmasqConf(def.name);
+  const pid = applied?.dnsmasq?.pid;
+  const running = pid !== undefined && isOurDnsmasq(obs.procs.get(pid), confFile);
+  if (running && confChanged) {
+    steps.push({ kind: 'dnsmasq-stop', why: 'its configuration changed', pid });
+  }
+  if (!running || confChanged) {
+    steps.push({ kind: 'dnsmasq-start', why: running ? 'restart with the new configuration' : 'not running', confFile, pidFile: ctx.paths.dnsmasqPid(def.name) });
+  } else if (hostsChanged) {
+    steps.push({ kind: 'dnsmasq-reload', why: 'host reservations changed', pid });
+  }
+  return { plan: { network: def.name, action: 'start', steps }, firewall: fw.applied };
+}
+
+/** Plans a running (or half-started) network out of existence, from its applied record. */
+export function planStop(applied: AppliedNetwork, obs: Observed, othersRemain: boolean, ctx: PlanContext): NetworkPlan {
+  const steps: Step[] = [];
+  const pid = applied.dnsmasq?.pid;
+  if (pid !== undefined && applied.dnsmasq && isOurDnsmasq(obs.procs.get(pid), applied.dnsmasq.confFile)) {
+    steps.push({ kind: 'dnsmasq-stop', why: 'network stops', pid });
+  }
+  const fw = ctx.firewall.planRemove(applied.firewall, obs.fw, othersRemain);
+  if (fw.script !== '') steps.push({ kind: 'nft', why: fw.reasons.join('; '), script: fw.script, undo: '' });
+  const link = obs.links.get(applied.bridge);
+  if (link && link.kind === 'bridge') {
+    steps.push({ kind: 'ip', why: `delete bridge ${applied.bridge}`, lines: [`link del ${applied.bridge}`], undo: [] });
+  }
+  if (obs.files.get(applied.runDir) !== null) {
+    steps.push({ kind: 'remove', why: 'generated files of the network', path: applied.runDir });
+  }
+  return { network: applied.network, action: 'stop', steps };
+}
+
+/** Renders a plan as the shell commands it amounts to (what --dry-run prints). */
+export function formatPlan(p: NetworkPlan): string {
+  if (p.steps.length === 0) return `# network ${p.network}: ${p.action} - nothing to do\n`;
+  const out = [`# network ${p.network}: ${p.action}`];
+  for (const s of p.steps) {
+    out.push(`# ${s.kind}: ${s.why}`);
+    switch (s.kind) {
+      case 'ip':
+        for (const l of s.lines) out.push(`ip ${l}`);
+        break;
+      case 'sysctl':
+        out.push(`sysctl -w ${s.key}=${s.value}`);
+        break;
+      case 'nft':
+        out.push("nft -f - <<'EOF'", s.script.trimEnd(), 'EOF');
+        break;
+      case 'write':
+        out.push(`cat > ${s.path} <<'EOF'`, s.content.trimEnd(), 'EOF');
+        break;
+      case 'remove':
+        out.push(`rm -rf ${s.path}`);
+        break;
+      case 'dnsmasq-start':
+        out.push(`dnsmasq --conf-file=${s.confFile}`);
+        break;
+      case 'dnsmasq-stop':
+        out.push(`kill -TERM ${s.pid}`);
+        break;
+      case 'dnsmasq-reload':
+        out.push(`kill -HUP ${s.pid}`);
+        break;
+    }
+  }
+  return out.join('\n') + '\n';
+}

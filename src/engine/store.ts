@@ -1,0 +1,83 @@
+// The state store: stored definitions (versioned JSON in the state dir, written atomically under
+// the lock) and applied records (run dir), which say exactly what a start created.
+import { readdir } from 'node:fs/promises';
+import type { AppliedFirewall } from '../firewall/backend.js';
+import { failure } from '../model/errors.js';
+import type { NetworkDef } from '../model/network.js';
+import { readOrNull, removePath, writeAtomic } from './fsutil.js';
+import type { Paths } from './paths.js';
+
+export const STATE_VERSION = 1;
+
+export interface StateData {
+  version: number;
+  /** Set once `kvmnet up` has created the stock default network, so it is not created again. */
+  initialized: boolean;
+  networks: Record<string, NetworkDef>;
+}
+
+export interface AppliedNetwork {
+  version: number;
+  network: string;
+  /** "starting" until every step of a start succeeded; a crashed start is cleaned by the next stop. */
+  state: 'starting' | 'active';
+  def: NetworkDef;
+  bridge: string;
+  firewall: AppliedFirewall;
+  dnsmasq: { confFile: string; pidFile: string; pid?: number } | null;
+  runDir: string;
+  updatedAt: string;
+}
+
+export class Store {
+  constructor(readonly paths: Paths) {}
+
+  async load(): Promise<StateData> {
+    const raw = await readOrNull(this.paths.stateFile);
+    if (raw === null) return { version: STATE_VERSION, initialized: false, networks: {} };
+    let data: StateData;
+    try {
+      data = JSON.parse(raw) as StateData;
+    } catch (e) {
+      throw failure('state-corrupt', `state file ${this.paths.stateFile} is not valid JSON`, { cause: e, hint: 'restore it from a backup or `kvmnet export` output' });
+    }
+    if (data.version > STATE_VERSION) {
+      throw failure('state-too-new', `state file ${this.paths.stateFile} has version ${data.version}, this kvmnet reads ${STATE_VERSION}`, {
+        hint: 'upgrade kvmnet',
+      });
+    }
+    return data;
+  }
+
+  async save(data: StateData): Promise<void> {
+    await writeAtomic(this.paths.stateFile, JSON.stringify({ ...data, version: STATE_VERSION }, null, 2) + '\n', 0o600);
+  }
+
+  async loadApplied(net: string): Promise<AppliedNetwork | undefined> {
+    const raw = await readOrNull(this.paths.appliedFile(net));
+    return raw === null ? undefined : (JSON.parse(raw) as AppliedNetwork);
+  }
+
+  async listApplied(): Promise<AppliedNetwork[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.paths.appliedDir);
+    } catch {
+      return [];
+    }
+    const out: AppliedNetwork[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      const rec = await this.loadApplied(n.slice(0, -5));
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  async saveApplied(rec: AppliedNetwork): Promise<void> {
+    await writeAtomic(this.paths.appliedFile(rec.network), JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }, null, 2) + '\n');
+  }
+
+  async removeApplied(net: string): Promise<void> {
+    await removePath(this.paths.appliedFile(net));
+  }
+}

@@ -1,0 +1,42 @@
+// The firewall backend interface: domain verbs (bring a network's rules to an intent, remove them),
+// planned against what the backend observes, so callers never build rule text themselves.
+import type { ElementSpec, FirewallIntent } from '../render/nft.js';
+
+/** What is applied for one network, as recorded, so teardown removes exactly that. */
+export interface AppliedFirewall {
+  chains: string[];
+  elements: ElementSpec[];
+}
+
+export interface FirewallObserved {
+  table: boolean;
+  skeletonOk: boolean;
+  /** chain name -> comments of its rules, in order. */
+  chains: Map<string, Array<string | undefined>>;
+  /** "map|key" -> jump target (undefined for set elements). */
+  elements: Map<string, string | undefined>;
+}
+
+export interface FirewallChange {
+  /** The nft transaction; empty when nothing needs to change. */
+  script: string;
+  /** Why, one line per difference (for --dry-run and verify errors). */
+  reasons: string[];
+  /** A script that undoes this change (for rollback), empty when nothing to undo. */
+  undo: string;
+  /** What will be applied for this network afterwards. */
+  applied: AppliedFirewall;
+}
+
+export interface FirewallBackend {
+  readonly name: string;
+  observe(): Promise<FirewallObserved>;
+  planNetwork(intent: FirewallIntent, previous: AppliedFirewall | undefined, obs: FirewallObserved): FirewallChange;
+  /** othersRemain: other networks still use the table (if not, the whole table goes). */
+  planRemove(applied: AppliedFirewall, obs: FirewallObserved, othersRemain: boolean): FirewallChange;
+  apply(script: string): Promise<void>;
+}
+
+export function elementKey(e: { map: string; key: string }): string {
+  return `${e.map}|${e.key}`;
+}

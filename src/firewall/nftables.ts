@@ -1,0 +1,155 @@
+// The nftables firewall backend: observes `table inet kvmnet` through `nft -j` and plans minimal
+// transactions (skeleton if it drifted, one network's chains and elements) as `nft -f` text.
+import type { Host } from '../host/host.js';
+import {
+  buildFragment,
+  renderDeleteTable,
+  renderFragment,
+  renderRemoval,
+  renderSkeleton,
+  skeletonChains,
+  skeletonTag,
+  BASE_MAPS,
+  BASE_SETS,
+  type ElementSpec,
+  type FirewallIntent,
+} from '../render/nft.js';
+import { elementKey, type AppliedFirewall, type FirewallBackend, type FirewallChange, type FirewallObserved } from './backend.js';
+
+type NftObj = Record<string, Record<string, unknown>>;
+
+function keyText(k: unknown): string {
+  if (typeof k === 'string') return k;
+  if (k && typeof k === 'object') {
+    const o = k as { prefix?: { addr: string; len: number }; elem?: { val: unknown }; range?: [unknown, unknown] };
+    if (o.prefix) return `${o.prefix.addr}/${o.prefix.len}`;
+    if (o.elem) return keyText(o.elem.val);
+  }
+  return JSON.stringify(k);
+}
+
+/** Parses `nft -j list table` output into chains (rule comments) and map/set elements. */
+export function parseNftJson(json: unknown): FirewallObserved {
+  const obs: FirewallObserved = { table: false, skeletonOk: false, chains: new Map(), elements: new Map() };
+  if (json === null) return obs;
+  obs.table = true;
+  const items = (json as { nftables?: NftObj[] }).nftables ?? [];
+  const maps = new Set<string>();
+  for (const it of items) {
+    if (it.chain) obs.chains.set(String(it.chain.name), []);
+  }
+  for (const it of items) {
+    if (it.rule) {
+      const chain = String(it.rule.chain);
+      const list = obs.chains.get(chain) ?? [];
+      list.push(typeof it.rule.comment === 'string' ? it.rule.comment : undefined);
+      obs.chains.set(chain, list);
+    }
+    const m = it.map ?? it.set;
+    if (m) {
+      const name = String(m.name);
+      maps.add(name);
+      for (const e of (m.elem as unknown[] | undefined) ?? []) {
+        if (Array.isArray(e)) {
+          const target = (e[1] as { jump?: { target?: string } } | undefined)?.jump?.target;
+          obs.elements.set(`${name}|${keyText(e[0])}`, target);
+        } else {
+          obs.elements.set(`${name}|${keyText(e)}`, undefined);
+        }
+      }
+    }
+  }
+  const tag = `kvmnet#${skeletonTag()}`;
+  obs.skeletonOk =
+    skeletonChains().every((c) => {
+      const got = obs.chains.get(c.name);
+      return got !== undefined && got.length === c.rules.length && got.every((x) => x === tag);
+    }) && [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name));
+  return obs;
+}
+
+export class NftablesBackend implements FirewallBackend {
+  readonly name = 'nftables';
+  constructor(private readonly host: Host) {}
+
+  async observe(): Promise<FirewallObserved> {
+    return parseNftJson(await this.host.nftListTable('inet', 'kvmnet'));
+  }
+
+  planNetwork(intent: FirewallIntent, previous: AppliedFirewall | undefined, obs: FirewallObserved): FirewallChange {
+    const f = buildFragment(intent);
+    const reasons: string[] = [];
+    let script = '';
+    if (!obs.table) reasons.push('table inet kvmnet is missing');
+    else if (!obs.skeletonOk) reasons.push('base chains of table inet kvmnet differ from kvmnet\'s');
+    if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
+
+    // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed).
+    const wanted = new Set(f.elements.map(elementKey));
+    const staleElems: ElementSpec[] = (previous?.elements ?? []).filter(
+      (e) => !wanted.has(elementKey(e)) && obs.elements.has(elementKey(e)),
+    );
+    const wantedChains = new Set(f.chains.map((c) => c.name));
+    const staleChains = (previous?.chains ?? []).filter((c) => !wantedChains.has(c) && obs.chains.has(c));
+    for (const e of staleElems) reasons.push(`element ${e.key} in ${e.map} is no longer wanted`);
+    for (const c of staleChains) reasons.push(`chain ${c} is no longer wanted`);
+    script += renderRemoval(staleElems, staleChains);
+
+    const comment = `${f.network}#${f.tag}`;
+    let fragmentOk = obs.table;
+    for (const c of f.chains) {
+      const got = obs.chains.get(c.name);
+      if (!got) {
+        if (obs.table) reasons.push(`chain ${c.name} is missing`);
+        fragmentOk = false;
+      } else if (got.length !== c.rules.length || got.some((x) => x !== comment)) {
+        reasons.push(`chain ${c.name} has ${got.length} rules not matching the ${c.rules.length} expected`);
+        fragmentOk = false;
+      }
+    }
+    const conflicting: ElementSpec[] = [];
+    for (const e of f.elements) {
+      const k = elementKey(e);
+      if (!obs.elements.has(k)) {
+        if (obs.table) reasons.push(`element ${e.key} missing from ${e.map}`);
+        fragmentOk = false;
+      } else if (obs.elements.get(k) !== e.jump) {
+        reasons.push(`element ${e.key} in ${e.map} points to ${obs.elements.get(k) ?? 'nothing'}, expected ${e.jump ?? 'nothing'}`);
+        conflicting.push(e);
+        fragmentOk = false;
+      }
+    }
+    if (!fragmentOk) {
+      script += renderRemoval(conflicting, []);
+      script += renderFragment(f);
+    }
+    const applied: AppliedFirewall = { chains: f.chains.map((c) => c.name), elements: f.elements };
+    let undo = '';
+    if (script !== '') {
+      if (!obs.table) undo = renderDeleteTable();
+      else {
+        // Undo removes what this change added that was not there before.
+        const newElems = f.elements.filter((e) => !obs.elements.has(elementKey(e)));
+        const newChains = f.chains.map((c) => c.name).filter((c) => !obs.chains.has(c));
+        undo = renderRemoval(newElems, newChains);
+      }
+    }
+    return { script, reasons, undo, applied };
+  }
+
+  planRemove(applied: AppliedFirewall, obs: FirewallObserved, othersRemain: boolean): FirewallChange {
+    const none: AppliedFirewall = { chains: [], elements: [] };
+    if (!obs.table) return { script: '', reasons: [], undo: '', applied: none };
+    if (!othersRemain) {
+      return { script: renderDeleteTable(), reasons: ['remove table inet kvmnet (no network uses it any more)'], undo: '', applied: none };
+    }
+    const elems = applied.elements.filter((e) => obs.elements.has(elementKey(e)));
+    const chains = applied.chains.filter((c) => obs.chains.has(c));
+    const reasons = [...elems.map((e) => `remove element ${e.key} from ${e.map}`), ...chains.map((c) => `remove chain ${c}`)];
+    return { script: renderRemoval(elems, chains), reasons, undo: '', applied: none };
+  }
+
+  async apply(script: string): Promise<void> {
+    await this.host.nftApply(script);
+  }
+}

@@ -1,0 +1,201 @@
+// Host adapter: reads and changes kernel state through iproute2, nft, /proc and dnsmasq.
+// Everything here acts on the network namespace kvmnet runs in; nothing else in the program
+// runs processes or touches /proc and /sys.
+import { readFile, writeFile } from 'node:fs/promises';
+import { failure } from '../model/errors.js';
+import { realExec, type Exec } from './exec.js';
+
+export interface LinkInfo {
+  ifname: string;
+  ifindex: number;
+  address: string;
+  flags: string[];
+  operstate: string;
+  master?: string;
+  /** linkinfo.info_kind, e.g. "bridge", "veth", "tun". */
+  kind?: string;
+  stpState?: number;
+  forwardDelay?: number;
+  mtu: number;
+}
+
+export interface AddrInfo {
+  ifname: string;
+  cidr: string;
+  dynamic: boolean;
+}
+
+export interface RouteInfo {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+}
+
+interface IpLinkJson {
+  ifname: string;
+  ifindex: number;
+  address?: string;
+  flags?: string[];
+  operstate?: string;
+  master?: string;
+  mtu?: number;
+  linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number } };
+}
+
+interface IpAddrJson {
+  ifname: string;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; dynamic?: boolean }>;
+}
+
+export class Host {
+  constructor(readonly exec: Exec = realExec) {}
+
+  private async must(cmd: string, args: string[], input?: string): Promise<string> {
+    const r = await this.exec.run(cmd, args, input === undefined ? {} : { input });
+    if (r.code !== 0) {
+      const msg = firstLines(r.stderr || r.stdout);
+      throw failure('host-command-failed', `${cmd} ${args.join(' ')} failed: ${msg}`, {
+        hint: r.code === 127 ? `install ${cmd} (see README)` : `the ${cmd} command above was refused by the kernel or the tool`,
+      });
+    }
+    return r.stdout;
+  }
+
+  async links(): Promise<LinkInfo[]> {
+    const raw = JSON.parse((await this.must('ip', ['-json', '-details', 'link', 'show'])) || '[]') as IpLinkJson[];
+    return raw.map((l) => {
+      const info: LinkInfo = {
+        ifname: l.ifname,
+        ifindex: l.ifindex,
+        address: l.address ?? '',
+        flags: l.flags ?? [],
+        operstate: l.operstate ?? 'UNKNOWN',
+        mtu: l.mtu ?? 0,
+      };
+      if (l.master !== undefined) info.master = l.master;
+      const kind = l.linkinfo?.info_kind;
+      if (kind !== undefined) info.kind = kind;
+      const d = l.linkinfo?.info_data;
+      if (d?.stp_state !== undefined) info.stpState = d.stp_state;
+      if (d?.forward_delay !== undefined) info.forwardDelay = d.forward_delay;
+      return info;
+    });
+  }
+
+  async addrs(): Promise<AddrInfo[]> {
+    const raw = JSON.parse((await this.must('ip', ['-json', '-4', 'addr', 'show'])) || '[]') as IpAddrJson[];
+    const out: AddrInfo[] = [];
+    for (const l of raw) {
+      for (const a of l.addr_info ?? []) {
+        if (a.family === 'inet') out.push({ ifname: l.ifname, cidr: `${a.local}/${a.prefixlen}`, dynamic: a.dynamic === true });
+      }
+    }
+    return out;
+  }
+
+  async routes(): Promise<RouteInfo[]> {
+    const raw = JSON.parse((await this.must('ip', ['-json', '-4', 'route', 'show'])) || '[]') as Array<{
+      dst: string;
+      dev?: string;
+      gateway?: string;
+      protocol?: string;
+    }>;
+    return raw.map((r) => ({ ...r }));
+  }
+
+  /** Runs `ip -batch -`: stops at the first failing line and reports it. */
+  async ipBatch(lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.must('ip', ['-batch', '-'], lines.join('\n') + '\n');
+  }
+
+  /** `nft -j list table inet kvmnet`, or null when the table does not exist. */
+  async nftListTable(family: string, table: string): Promise<unknown> {
+    const r = await this.exec.run('nft', ['-j', 'list', 'table', family, table]);
+    if (r.code !== 0) {
+      if (/No such file or directory|does not exist/i.test(r.stderr)) return null;
+      if (r.code === 127) throw failure('missing-tool', 'nft is not installed', { hint: 'apt-get install nftables' });
+      throw failure('nft-failed', `nft list table ${family} ${table} failed: ${r.stderr.trim()}`);
+    }
+    return JSON.parse(r.stdout) as unknown;
+  }
+
+  /** Applies an nft script as one transaction: all of it or nothing. */
+  async nftApply(script: string): Promise<void> {
+    if (script.trim() === '') return;
+    await this.must('nft', ['-f', '-'], script);
+  }
+
+  async sysctlGet(key: string): Promise<string> {
+    return (await readFile(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8')).trim();
+  }
+
+  async sysctlSet(key: string, value: string): Promise<void> {
+    await writeFile(`/proc/sys/${key.replace(/\./g, '/')}`, value + '\n');
+  }
+
+  /** The argv of a live process, or null when no such process exists. */
+  async processArgs(pid: number): Promise<string[] | null> {
+    try {
+      const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (raw === '') return null; // zombie
+      return raw.split('\0').filter((s) => s !== '');
+    } catch {
+      return null;
+    }
+  }
+
+  /** Starts dnsmasq with a conf file; dnsmasq reports start-up errors (e.g. cannot bind) before it detaches. */
+  async startDnsmasq(confFile: string, pidFile: string): Promise<number> {
+    const r = await this.exec.run('dnsmasq', [`--conf-file=${confFile}`]);
+    if (r.code !== 0) {
+      const msg = r.code === 127 ? 'dnsmasq is not installed' : (r.stderr || r.stdout).trim().replace(/^dnsmasq: /, '');
+      throw failure('dnsmasq-failed', `dnsmasq did not start: ${msg}`, {
+        hint: r.code === 127 ? 'apt-get install dnsmasq-base' : 'is another DNS/DHCP server bound to this bridge or port 53/67?',
+      });
+    }
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw failure('dnsmasq-failed', `dnsmasq wrote no usable pid to ${pidFile}`);
+    return pid;
+  }
+
+  /** SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. */
+  async stopProcess(pid: number, graceMs = 3000): Promise<void> {
+    if (!signal(pid, 'SIGTERM')) return;
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      if ((await this.processArgs(pid)) === null) return;
+      await sleep(20);
+    }
+    signal(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && (await this.processArgs(pid)) !== null; i++) await sleep(20);
+  }
+
+  sighup(pid: number): boolean {
+    return signal(pid, 'SIGHUP');
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The error lines of a tool's output without nft's caret lines, joined on one line. */
+function firstLines(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^[\^~ ]+$/.test(l))
+    .slice(0, 2)
+    .join(' / ');
+}

@@ -1,0 +1,97 @@
+// The declarative definitions file (`kvmnet apply -f`, `kvmnet export`): YAML in, YAML out.
+// Parsing reports unknown keys and wrong types with the key's path and line.
+import { LineCounter, parseDocument, stringify, isNode, type Document } from 'yaml';
+import { z } from 'zod';
+import { inputError } from './errors.js';
+import { networkFileSchema, type NetworkDef, type NetworkInput } from './network.js';
+
+export const FILE_VERSION = 1;
+
+const fileSchema = z
+  .object({
+    version: z.literal(FILE_VERSION).optional(),
+    networks: z.record(z.string(), networkFileSchema).nullable().optional(),
+  })
+  .strict();
+
+function lineOf(doc: Document, lc: LineCounter, path: PropertyKey[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node: unknown = doc.getIn(path.slice(0, n), true);
+    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** The key path zod names for an unknown key: the object's path plus the key. */
+function issuePath(issue: z.core.$ZodIssue): PropertyKey[] {
+  const p = [...issue.path];
+  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) p.push(issue.keys[0]);
+  return p;
+}
+
+function describe(issue: z.core.$ZodIssue): { message: string; hint: string } {
+  const key = issuePath(issue).map(String).join('.') || '(top level)';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return { message: `unknown key "${key}"`, hint: 'remove it or check its spelling (see docs/cli.md, "Definitions file")' };
+    case 'invalid_type':
+      return { message: `key "${key}" must be ${issue.expected}`, hint: 'fix the value\'s type' };
+    case 'invalid_value':
+      return {
+        message: `key "${key}" must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`,
+        hint: 'use one of the listed values',
+      };
+    case 'invalid_union':
+      return { message: `key "${key}" must be false or a mapping with start and end`, hint: 'e.g. dhcp: {start: 10.0.0.100, end: 10.0.0.199}' };
+    default:
+      return { message: `key "${key}": ${issue.message}`, hint: 'fix the value' };
+  }
+}
+
+export function parseDefinitions(text: string, file: string): NetworkInput[] {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e?.pos ? lc.linePos(e.pos[0]).line : undefined;
+    throw inputError('invalid-yaml', `${file}${line ? `:${line}` : ''}: ${e?.message.split('\n')[0] ?? 'not valid YAML'}`, 'fix the YAML syntax');
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const r = fileSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    if (!issue) throw inputError('invalid-file', `${file}: not a kvmnet definitions file`, 'see docs/cli.md');
+    const line = lineOf(doc, lc, issuePath(issue));
+    const d = describe(issue);
+    throw inputError('invalid-file', `${file}${line ? `:${line}` : ''}: ${d.message}`, d.hint);
+  }
+  const out: NetworkInput[] = [];
+  for (const [name, n] of Object.entries(r.data.networks ?? {})) {
+    const input: NetworkInput = { name, mode: n.mode, subnet: n.subnet };
+    if (n.bridge !== undefined) input.bridge = n.bridge;
+    if (n.mac !== undefined) input.mac = n.mac;
+    if (n.gateway !== undefined) input.gateway = n.gateway;
+    if (n.dhcp !== undefined) input.dhcp = n.dhcp === false || n.dhcp === null ? null : n.dhcp;
+    if (n.domain !== undefined) input.domain = n.domain;
+    if (n.autostart !== undefined) input.autostart = n.autostart;
+    out.push(input);
+  }
+  return out;
+}
+
+export function renderDefinitions(defs: NetworkDef[]): string {
+  const networks: Record<string, unknown> = {};
+  for (const d of [...defs].sort((a, b) => a.name.localeCompare(b.name))) {
+    networks[d.name] = {
+      mode: d.mode,
+      bridge: d.bridge,
+      mac: d.mac,
+      subnet: d.subnet,
+      gateway: d.gateway,
+      dhcp: d.dhcp ?? false,
+      ...(d.domain === undefined ? {} : { domain: d.domain }),
+      autostart: d.autostart,
+    };
+  }
+  return '# kvmnet definitions (kvmnet export); apply with: kvmnet apply -f FILE\n' + stringify({ version: FILE_VERSION, networks });
+}

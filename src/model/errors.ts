@@ -1,0 +1,38 @@
+// One error class for the whole program: a stable code, a one-line message, a hint, and whether
+// it is the user's fault (exit 2, nothing changed) or a failure while acting on the host (exit 1).
+
+export type ErrorKind = 'input' | 'failure';
+
+export class KvmnetError extends Error {
+  readonly code: string;
+  readonly hint: string | undefined;
+  readonly kind: ErrorKind;
+
+  constructor(code: string, message: string, opts: { hint?: string; kind?: ErrorKind; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'KvmnetError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.kind = opts.kind ?? 'input';
+  }
+
+  get exitCode(): number {
+    return this.kind === 'input' ? 2 : 1;
+  }
+
+  toJSON(): { code: string; message: string; hint?: string } {
+    return this.hint === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+/** Bad input: exit code 2, nothing was changed. */
+export function inputError(code: string, message: string, hint?: string): KvmnetError {
+  return new KvmnetError(code, message, hint === undefined ? {} : { hint });
+}
+
+/** A failure while acting on the host: exit code 1 (after rollback). */
+export function failure(code: string, message: string, opts: { hint?: string; cause?: unknown } = {}): KvmnetError {
+  return new KvmnetError(code, message, { ...opts, kind: 'failure' });
+}

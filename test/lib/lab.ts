@@ -1,0 +1,210 @@
+// Namespace labs (../shared/design.md "Test lab pattern"): a host namespace that runs kvmnet (its
+// eth1 is a veth to the LAN), a LAN namespace with a router at 192.168.100.254, and guest
+// namespaces plugged into kvmnet bridges by veth. Everything is created inside namespaces the lab
+// owns and removed by destroy(); the root namespace is never touched.
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { must, run, Tracked, type RunResult } from './proc.js';
+
+/** The repository root (this file runs from dist/test/lib). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const LAB_PREFIX = 'kt';
+export const LAN_ROUTER = '192.168.100.254';
+export const HOST_LAN_IP = '192.168.100.239';
+
+export interface Snapshot {
+  links: unknown[];
+  addrs: unknown[];
+  routes: unknown[];
+  nft: string;
+  pids: string;
+  files: Record<string, string>;
+}
+
+export class Lab {
+  readonly hostNs: string;
+  readonly lanNs: string;
+  readonly guests: string[] = [];
+  readonly tracked: Tracked[] = [];
+  private guestIndex = 0;
+
+  private constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {
+    this.hostNs = `${name}-host`;
+    this.lanNs = `${name}-lan`;
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+  get runDir(): string {
+    return join(this.dir, 'run');
+  }
+
+  /** Creates host + LAN namespaces joined by a veth: host eth1 192.168.100.239/24, LAN router .254. */
+  static async create(short: string): Promise<Lab> {
+    const name = `${LAB_PREFIX}${process.pid % 100000}-${short}`;
+    const lab = new Lab(name, await mkdtemp(join(tmpdir(), `kvmnet-${short}-`)));
+    try {
+      for (const ns of [lab.hostNs, lab.lanNs]) {
+        await must('ip', ['netns', 'add', ns]);
+        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      }
+      await must('ip', ['-n', lab.hostNs, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', lab.lanNs]);
+      await must('ip', ['-n', lab.hostNs, 'addr', 'add', `${HOST_LAN_IP}/24`, 'dev', 'eth1']);
+      await must('ip', ['-n', lab.hostNs, 'link', 'set', 'eth1', 'up']);
+      await must('ip', ['-n', lab.hostNs, 'route', 'add', 'default', 'via', LAN_ROUTER]);
+      await must('ip', ['-n', lab.lanNs, 'addr', 'add', `${LAN_ROUTER}/24`, 'dev', 'eth0']);
+      await must('ip', ['-n', lab.lanNs, 'link', 'set', 'eth0', 'up']);
+    } catch (e) {
+      await lab.destroy();
+      throw e;
+    }
+    return lab;
+  }
+
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, KVMNET_STATE_DIR: this.stateDir, KVMNET_RUN_DIR: this.runDir };
+  }
+
+  /** Runs the real CLI inside the host namespace. */
+  kvmnet(...args: string[]): Promise<RunResult> {
+    return run('ip', ['netns', 'exec', this.hostNs, process.execPath, join(REPO, 'bin/kvmnet'), ...args], { env: this.env() });
+  }
+
+  /** Runs the CLI and fails the test with its output unless it exits 0. */
+  async kvmnetOk(...args: string[]): Promise<string> {
+    const r = await this.kvmnet(...args);
+    if (r.code !== 0) throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async kvmnetJson<T>(...args: string[]): Promise<T> {
+    return JSON.parse(await this.kvmnetOk(...args, '--json')) as T;
+  }
+
+  exec(ns: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
+    return run('ip', ['netns', 'exec', ns, ...args], { timeoutMs });
+  }
+
+  /** A guest namespace whose eth0 is a veth plugged into `bridge` of the host namespace. */
+  async addGuest(short: string, bridge: string): Promise<string> {
+    const ns = `${this.name}-${short}`;
+    const hostSide = `vg${this.guestIndex++}`;
+    await must('ip', ['netns', 'add', ns]);
+    this.guests.push(ns);
+    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['-n', this.hostNs, 'link', 'add', hostSide, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await must('ip', ['-n', this.hostNs, 'link', 'set', hostSide, 'master', bridge, 'up']);
+    await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    return ns;
+  }
+
+  /** Runs busybox udhcpc in a guest namespace, sending `hostname`; returns the lease. */
+  async dhcp(ns: string, hostname: string): Promise<{ ip: string; mask: string; router: string; dns: string }> {
+    const r = await this.exec(ns, [
+      'busybox', 'udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '6', '-T', '1',
+      '-x', `hostname:${hostname}`, '-s', join(REPO, 'test/fixtures/udhcpc.sh'),
+    ]);
+    const m = /LEASE ip=(\S+) mask=(\S+) router=(\S+) dns=(\S+)/.exec(r.stdout);
+    if (r.code !== 0 || !m) throw new Error(`udhcpc in ${ns} got no lease (exit ${r.code}): ${r.stdout}${r.stderr}`);
+    return { ip: m[1] ?? '', mask: m[2] ?? '', router: m[3] ?? '', dns: m[4] ?? '' };
+  }
+
+  /** Starts the echo HTTP server in a namespace; it answers with the caller's address. */
+  async server(ns: string, port: number, name: string): Promise<Tracked> {
+    const t = Tracked.start('ip', ['netns', 'exec', ns, process.execPath, join(REPO, 'test/fixtures/echo-server.mjs'), String(port), name]);
+    this.tracked.push(t);
+    await t.waitFor(/listening/);
+    return t;
+  }
+
+  /** HTTP GET from a namespace with curl; returns the body, or null when the connection fails. */
+  async fetch(ns: string, url: string, timeoutS = 3): Promise<string | null> {
+    const r = await this.exec(ns, ['curl', '-sS', '--max-time', String(timeoutS), url]);
+    return r.code === 0 ? r.stdout : null;
+  }
+
+  /** Everything observable about the host namespace and kvmnet's files, for before/after checks. */
+  async snapshot(): Promise<Snapshot> {
+    const j = async (args: string[]): Promise<unknown[]> => {
+      const out = await must('ip', ['-n', this.hostNs, '-json', ...args]);
+      return JSON.parse(out || '[]') as unknown[];
+    };
+    const links = (await j(['-d', 'link', 'show'])).map((l) => withoutTimers(l));
+    return {
+      links,
+      addrs: await j(['addr', 'show']),
+      routes: await j(['route', 'show', 'table', 'all']),
+      nft: await must('ip', ['netns', 'exec', this.hostNs, 'nft', 'list', 'ruleset']),
+      pids: (await this.pids(this.hostNs)).join(','),
+      files: await readTree(this.dir),
+    };
+  }
+
+  async pids(ns: string): Promise<number[]> {
+    const r = await run('ip', ['netns', 'pids', ns]);
+    return r.stdout
+      .split('\n')
+      .filter((s) => s.trim() !== '')
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  /** Stops tracked servers, ends every process left in the lab's namespaces (by PID), deletes them. */
+  async destroy(): Promise<void> {
+    for (const t of this.tracked) await t.stop().catch(() => {});
+    const all = [...this.guests, this.lanNs, this.hostNs];
+    for (const ns of all) {
+      for (const pid of await this.pids(ns).catch(() => [])) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    for (const ns of all) await run('ip', ['netns', 'del', ns]);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function readTree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (dir: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const n of names.sort()) {
+      const p = join(dir, n);
+      const s = await stat(p);
+      if (s.isDirectory()) {
+        out[`${p.slice(root.length)}/`] = '';
+        await walk(p);
+      } else out[p.slice(root.length)] = await readFile(p, 'utf8');
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** Drops counters and running timers (bridge gc/hello timers tick on their own). */
+function withoutTimers(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutTimers);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k.endsWith('_timer') || k === 'stats' || k === 'stats64') continue;
+      out[k] = withoutTimers(x);
+    }
+    return out;
+  }
+  return v;
+}
