@@ -15,7 +15,7 @@ import {
   type NetworkDef,
   type NetworkInput,
 } from '../model/network.js';
-import { readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
+import { exists, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
 import { acquireLock } from './lock.js';
 import { hostUsage, observe } from './observe.js';
 import { Paths } from './paths.js';
@@ -483,6 +483,13 @@ export class Engine {
           break;
         case 'dnsmasq-start': {
           this.note(`starting dnsmasq (${s.confFile})`);
+          // dnsmasq creates its lease file before it may fail to bind: undo that too.
+          const leasesDirExisted = await exists(this.paths.leasesDir);
+          const leaseExisted = await exists(s.leaseFile);
+          reverter.add(`remove ${s.leaseFile}`, async () => {
+            if (!leaseExisted) await removePath(s.leaseFile);
+            if (!leasesDirExisted) await removeIfEmpty(this.paths.leasesDir);
+          });
           await mkdir(this.paths.leasesDir, { recursive: true });
           const pid = await this.host.startDnsmasq(s.confFile, s.pidFile);
           onPid(pid);

@@ -1,5 +1,5 @@
 // Small file helpers: atomic write (write, fsync, rename) and tolerant reads/removals.
-import { mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
@@ -34,5 +34,14 @@ export async function removeIfEmpty(path: string): Promise<void> {
     await rmdir(path);
   } catch {
     /* not empty or gone */
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,11 +1,10 @@
 // Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
 // kvmnet's nft table, sysctls, generated files, recorded processes).
-import { stat } from 'node:fs/promises';
 import type { FirewallBackend } from '../firewall/backend.js';
 import type { Host } from '../host/host.js';
 import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
 import type { HostUsage, NetworkDef } from '../model/network.js';
-import { readOrNull } from './fsutil.js';
+import { exists, readOrNull } from './fsutil.js';
 import type { Paths } from './paths.js';
 import { dnsmasqFiles, type Observed } from './plan.js';
 import type { AppliedNetwork } from './store.js';
@@ -27,12 +26,7 @@ export async function observe(
   }
   const procs = new Map<number, string[] | null>();
   for (const rec of scope.applied) {
-    try {
-      await stat(rec.runDir);
-      files.set(rec.runDir, '');
-    } catch {
-      files.set(rec.runDir, null);
-    }
+    files.set(rec.runDir, (await exists(rec.runDir)) ? '' : null);
     const pid = rec.dnsmasq?.pid;
     if (pid !== undefined) procs.set(pid, await host.processArgs(pid));
   }

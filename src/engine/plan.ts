@@ -16,7 +16,7 @@ export type Step =
   | { kind: 'nft'; why: string; script: string; undo: string }
   | { kind: 'write'; why: string; path: string; content: string }
   | { kind: 'remove'; why: string; path: string }
-  | { kind: 'dnsmasq-start'; why: string; confFile: string; pidFile: string }
+  | { kind: 'dnsmasq-start'; why: string; confFile: string; pidFile: string; leaseFile: string }
   | { kind: 'dnsmasq-stop'; why: string; pid: number }
   | { kind: 'dnsmasq-reload'; why: string; pid: number };
 
@@ -145,7 +145,13 @@ export function planStart(
     steps.push({ kind: 'dnsmasq-stop', why: 'its configuration changed', pid });
   }
   if (!running || confChanged) {
-    steps.push({ kind: 'dnsmasq-start', why: running ? 'restart with the new configuration' : 'not running', confFile, pidFile: ctx.paths.dnsmasqPid(def.name) });
+    steps.push({
+      kind: 'dnsmasq-start',
+      why: running ? 'restart with the new configuration' : 'not running',
+      confFile,
+      pidFile: ctx.paths.dnsmasqPid(def.name),
+      leaseFile: ctx.paths.leaseFile(def.name),
+    });
   } else if (hostsChanged) {
     steps.push({ kind: 'dnsmasq-reload', why: 'host reservations changed', pid });
   }

@@ -138,8 +138,15 @@ export class Lab {
     const links = (await j(['-d', 'link', 'show'])).map((l) => withoutTimers(l));
     return {
       links,
-      addrs: await j(['addr', 'show']),
-      routes: await j(['route', 'show', 'table', 'all']),
+      // Addresses as "ifname cidr": IPv6 link-local flags (tentative, lifetimes) change on their own.
+      addrs: (await j(['addr', 'show']))
+        .flatMap((l) => {
+          const x = l as { ifname: string; addr_info?: Array<{ local: string; prefixlen: number }> };
+          return (x.addr_info ?? []).map((a) => `${x.ifname} ${a.local}/${a.prefixlen}`);
+        })
+        .sort(),
+      // IPv4 routes of every table (IPv6 link-local routes appear on their own as DAD finishes).
+      routes: await j(['-4', 'route', 'show', 'table', 'all']),
       nft: await must('ip', ['netns', 'exec', this.hostNs, 'nft', 'list', 'ruleset']),
       pids: (await this.pids(this.hostNs)).join(','),
       files: await readTree(this.dir),
