@@ -28,11 +28,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.KVMNET_TEST_CONCURRENCY ?? '4';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], {
+  stdio: 'inherit',
+});
 
 // Leak check: every lab namespace is named kt<pid>-..., so any left over is a test bug.
 const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-const leaked = ns.split('\n').map((l) => l.split(' ')[0]).filter((n) => n && /^kt\d+-/.test(n));
+const leaked = ns
+  .split('\n')
+  .map((l) => l.split(' ')[0])
+  .filter((n) => n && /^kt\d+-/.test(n));
 if (leaked.length) {
   console.error(`LEAK: test namespaces left behind: ${leaked.join(' ')}`);
   process.exit(1);

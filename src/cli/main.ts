@@ -19,7 +19,10 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     engine: () => {
       if (!engine) {
         const o = program.opts<{ stateDir: string; runDir: string }>();
-        engine = new Engine({ paths: new Paths(o.stateDir, o.runDir), note: (m) => process.stderr.write(`kvmnet: ${m}\n`) });
+        engine = new Engine({
+          paths: new Paths(o.stateDir, o.runDir),
+          note: (m) => process.stderr.write(`kvmnet: ${m}\n`),
+        });
       }
       return engine;
     },
@@ -29,9 +32,19 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
 
   program
     .version(VERSION)
-    .description('Virtual networks for KVM hosts: NAT, isolated and routed networks on Linux bridges, nftables and dnsmasq.')
-    .addOption(new Option('--state-dir <dir>', 'stored definitions and leases').env('KVMNET_STATE_DIR').default(DEFAULT_STATE_DIR))
-    .addOption(new Option('--run-dir <dir>', 'what is applied now: records, generated dnsmasq files').env('KVMNET_RUN_DIR').default(DEFAULT_RUN_DIR))
+    .description(
+      'Virtual networks for KVM hosts: NAT, isolated and routed networks on Linux bridges, nftables and dnsmasq.',
+    )
+    .addOption(
+      new Option('--state-dir <dir>', 'stored definitions and leases')
+        .env('KVMNET_STATE_DIR')
+        .default(DEFAULT_STATE_DIR),
+    )
+    .addOption(
+      new Option('--run-dir <dir>', 'what is applied now: records, generated dnsmasq files')
+        .env('KVMNET_RUN_DIR')
+        .default(DEFAULT_RUN_DIR),
+    )
     .option('--json', 'machine-readable output (shapes in docs/cli.md)', false)
     .showSuggestionAfterError(true)
     .addHelpText(
@@ -63,7 +76,9 @@ See docs/cli.md for every command and its JSON output.`,
 
   program
     .command('down')
-    .description('Stop every running network. Definitions are kept; `kvmnet up` starts the autostart ones again.')
+    .description(
+      'Stop every running network. Definitions are kept; `kvmnet up` starts the autostart ones again.',
+    )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
       const r = await ctx.engine().down(o);
@@ -84,7 +99,11 @@ See docs/cli.md for every command and its JSON output.`,
       try {
         text = o.file === '-' ? await readStdin() : await readFile(o.file, 'utf8');
       } catch (e) {
-        throw inputError('unreadable-file', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'check the path');
+        throw inputError(
+          'unreadable-file',
+          `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+          'check the path',
+        );
       }
       const inputs = parseDefinitions(text, o.file);
       const r = await ctx.engine().apply(inputs, { dryRun: o.dryRun });
@@ -97,7 +116,9 @@ See docs/cli.md for every command and its JSON output.`,
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action(async (o: { output?: string }) => {
       const defs = await ctx.engine().exportDefinitions();
-      const text = ctx.json() ? json({ version: 1, networks: Object.fromEntries(defs.map((d) => [d.name, d])) }) : renderDefinitions(defs);
+      const text = ctx.json()
+        ? json({ version: 1, networks: Object.fromEntries(defs.map((d) => [d.name, d])) })
+        : renderDefinitions(defs);
       if (o.output) await writeFile(o.output, text);
       else out(text);
     });
@@ -128,14 +149,22 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        process.exit(0);
       process.stderr.write("hint: see 'kvmnet --help' or 'kvmnet COMMAND --help'\n");
       process.exit(2);
     }
     const err =
       e instanceof KvmnetError
         ? e
-        : new KvmnetError('internal', e instanceof Error ? e.message : String(e), { kind: 'failure', hint: 'this is a bug in kvmnet; please report it' });
+        : new KvmnetError('internal', e instanceof Error ? e.message : String(e), {
+            kind: 'failure',
+            hint: 'this is a bug in kvmnet; please report it',
+          });
     if (wantsJson(argv)) process.stdout.write(json({ error: err.toJSON() }));
     process.stderr.write(`error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);

@@ -85,7 +85,11 @@ Examples:
       if (o.domain !== undefined) input.domain = o.domain;
       if (o.mac !== undefined) input.mac = o.mac;
       if (!o.dhcp && o.dhcpRange !== undefined) {
-        throw inputError('conflicting-options', '--dhcp-range and --no-dhcp contradict each other', 'pass only one of them');
+        throw inputError(
+          'conflicting-options',
+          '--dhcp-range and --no-dhcp contradict each other',
+          'pass only one of them',
+        );
       }
       if (!o.dhcp) input.dhcp = null;
       else if (o.dhcpRange !== undefined) input.dhcp = parseDhcpRangeText(o.dhcpRange);
@@ -96,18 +100,38 @@ Examples:
   const simple = (
     verb: string,
     description: string,
-    run: (e: Engine, name: string, o: { dryRun: boolean; force: boolean; disable: boolean }) => ReturnType<Engine['start']>,
+    run: (
+      e: Engine,
+      name: string,
+      o: { dryRun: boolean; force: boolean; disable: boolean },
+    ) => ReturnType<Engine['start']>,
     extra?: (c: Command) => Command,
   ): void => {
-    let c = net.command(verb).argument('<name>', 'network name').description(description).option('--dry-run', 'print the plan; change nothing', false);
+    let c = net
+      .command(verb)
+      .argument('<name>', 'network name')
+      .description(description)
+      .option('--dry-run', 'print the plan; change nothing', false);
     if (extra) c = extra(c);
     c.action(async (name: string, o: { dryRun: boolean; force?: boolean; disable?: boolean }) => {
-      const r = await run(ctx.engine(), name, { dryRun: o.dryRun, force: o.force ?? false, disable: o.disable ?? false });
+      const r = await run(ctx.engine(), name, {
+        dryRun: o.dryRun,
+        force: o.force ?? false,
+        disable: o.disable ?? false,
+      });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
     });
   };
-  simple('start', 'Start a network: bridge, addresses, firewall rules, dnsmasq. Running it again repairs drift.', (e, n, o) => e.start(n, o));
-  simple('stop', 'Stop a network: removes exactly what start created. Stopping a stopped network succeeds.', (e, n, o) => e.stop(n, o));
+  simple(
+    'start',
+    'Start a network: bridge, addresses, firewall rules, dnsmasq. Running it again repairs drift.',
+    (e, n, o) => e.start(n, o),
+  );
+  simple(
+    'stop',
+    'Stop a network: removes exactly what start created. Stopping a stopped network succeeds.',
+    (e, n, o) => e.stop(n, o),
+  );
   simple(
     'undefine',
     'Remove a network definition (and its lease file). A running network is refused unless --force.',

@@ -21,13 +21,21 @@ export function renderResult(r: OpResult): string {
   const out: string[] = [];
   for (const n of r.notes) out.push(`note: ${n}`);
   for (const d of r.definitions) {
-    const verb = r.dryRun ? { define: 'would define', undefine: 'would undefine', update: 'would update' } : { define: 'defined', undefine: 'undefined', update: 'updated' };
-    out.push(`network ${d.network}: ${verb[d.change]}${d.details.length ? ` (${d.details.join(', ')})` : ''}`);
+    const verb = r.dryRun
+      ? { define: 'would define', undefine: 'would undefine', update: 'would update' }
+      : { define: 'defined', undefine: 'undefined', update: 'updated' };
+    out.push(
+      `network ${d.network}: ${verb[d.change]}${d.details.length ? ` (${d.details.join(', ')})` : ''}`,
+    );
   }
   for (const p of r.plans) {
     if (r.dryRun) out.push(formatPlan(p).trimEnd());
-    else if (p.steps.length === 0) out.push(`network ${p.network}: ${p.action === 'start' ? 'running' : 'not running'}, nothing to do`);
-    else out.push(`network ${p.network}: ${p.action === 'start' ? 'started' : 'stopped'} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`);
+    else if (p.steps.length === 0)
+      out.push(`network ${p.network}: ${p.action === 'start' ? 'running' : 'not running'}, nothing to do`);
+    else
+      out.push(
+        `network ${p.network}: ${p.action === 'start' ? 'started' : 'stopped'} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`,
+      );
   }
   if (out.length === 0) out.push(r.dryRun ? 'nothing to do' : 'no changes');
   return out.join('\n') + '\n';

@@ -5,7 +5,11 @@ import { isolatedDriver } from './isolated.js';
 import { natDriver } from './nat.js';
 import { routedDriver } from './routed.js';
 
-const DRIVERS: Record<NetworkMode, NetworkDriver> = { nat: natDriver, isolated: isolatedDriver, routed: routedDriver };
+const DRIVERS: Record<NetworkMode, NetworkDriver> = {
+  nat: natDriver,
+  isolated: isolatedDriver,
+  routed: routedDriver,
+};
 
 export function driverFor(mode: NetworkMode): NetworkDriver {
   return DRIVERS[mode];

@@ -5,6 +5,12 @@ export const routedDriver: NetworkDriver = {
   mode: 'routed',
   summary: 'forwarded both ways without NAT; the LAN routes the subnet back to this host',
   capabilities: { ownsSubnet: true, dhcp: true, external: true },
-  firewall: (def) => ({ network: def.name, bridge: def.bridge, subnet: def.subnet, forward: 'routed', dhcpChecksum: def.dhcp !== null }),
+  firewall: (def) => ({
+    network: def.name,
+    bridge: def.bridge,
+    subnet: def.subnet,
+    forward: 'routed',
+    dhcpChecksum: def.dhcp !== null,
+  }),
   sysctls: () => ({ 'net.ipv4.ip_forward': '1' }),
 };

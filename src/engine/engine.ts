@@ -100,7 +100,9 @@ export class Engine {
       throw inputError(
         'unknown-network',
         `network "${name}" is not defined`,
-        known.length ? `defined networks: ${known.join(', ')}` : 'define one with `kvmnet net define` or run `kvmnet up`',
+        known.length
+          ? `defined networks: ${known.join(', ')}`
+          : 'define one with `kvmnet net define` or run `kvmnet up`',
       );
     }
     return def;
@@ -140,13 +142,18 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       if (state.networks[input.name]) {
-        throw inputError('already-defined', `network "${input.name}" is already defined`, 'pick another name, or `kvmnet net undefine` it first');
+        throw inputError(
+          'already-defined',
+          `network "${input.name}" is already defined`,
+          'pick another name, or `kvmnet net undefine` it first',
+        );
       }
       const applied = await this.store.listApplied();
       const obs = await this.observeFor([], []);
       const usage = hostUsage(obs, Engine.ownBridges(applied));
       const others = Object.values(state.networks);
-      const bridge = input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...obs.links.keys()]));
+      const bridge =
+        input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...obs.links.keys()]));
       const def = buildNetwork({ ...input, bridge }, { others, host: usage });
       const result: OpResult & { network: NetworkDef } = {
         dryRun: opts.dryRun,
@@ -167,10 +174,19 @@ export class Engine {
       const state = await this.store.load();
       Engine.getDef(state, name);
       const applied = await this.store.loadApplied(name);
-      const result: OpResult = { dryRun: opts.dryRun, definitions: [{ network: name, change: 'undefine', details: [] }], plans: [], notes: [] };
+      const result: OpResult = {
+        dryRun: opts.dryRun,
+        definitions: [{ network: name, change: 'undefine', details: [] }],
+        plans: [],
+        notes: [],
+      };
       if (applied) {
         if (!opts.force) {
-          throw inputError('network-running', `network "${name}" is running`, `stop it first with \`kvmnet net stop ${name}\`, or pass --force to stop it`);
+          throw inputError(
+            'network-running',
+            `network "${name}" is running`,
+            `stop it first with \`kvmnet net stop ${name}\`, or pass --force to stop it`,
+          );
         }
         result.plans.push(await this.stopLocked(name, opts.dryRun));
       }
@@ -208,7 +224,12 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
-      return { dryRun: opts.dryRun, definitions: [], plans: await this.startLocked(state, name, opts.dryRun), notes: [] };
+      return {
+        dryRun: opts.dryRun,
+        definitions: [],
+        plans: await this.startLocked(state, name, opts.dryRun),
+        notes: [],
+      };
     });
   }
 
@@ -216,7 +237,12 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
-      return { dryRun: opts.dryRun, definitions: [], plans: [await this.stopLocked(name, opts.dryRun)], notes: [] };
+      return {
+        dryRun: opts.dryRun,
+        definitions: [],
+        plans: [await this.stopLocked(name, opts.dryRun)],
+        notes: [],
+      };
     });
   }
 
@@ -245,7 +271,8 @@ export class Engine {
   async down(opts: { dryRun: boolean }): Promise<OpResult> {
     return this.locked(async () => {
       const result: OpResult = { dryRun: opts.dryRun, definitions: [], plans: [], notes: [] };
-      for (const rec of await this.store.listApplied()) result.plans.push(await this.stopLocked(rec.network, opts.dryRun));
+      for (const rec of await this.store.listApplied())
+        result.plans.push(await this.stopLocked(rec.network, opts.dryRun));
       return result;
     });
   }
@@ -263,7 +290,12 @@ export class Engine {
       const defs: NetworkDef[] = [];
       const usedBridges = new Set([...inputs.flatMap((i) => (i.bridge ? [i.bridge] : [])), ...usage.links]);
       for (const input of inputs) {
-        if (seen.has(input.name)) throw inputError('duplicate-network', `network "${input.name}" appears twice`, 'keep one definition per name');
+        if (seen.has(input.name))
+          throw inputError(
+            'duplicate-network',
+            `network "${input.name}" appears twice`,
+            'keep one definition per name',
+          );
         seen.add(input.name);
         let bridge = input.bridge ?? state.networks[input.name]?.bridge;
         if (bridge === undefined) {
@@ -292,7 +324,8 @@ export class Engine {
       const newState: StateData = { ...state, networks: next };
       if (!opts.dryRun) await this.store.save(newState);
       for (const c of result.definitions) {
-        if (c.change === 'update' && running.has(c.network)) result.plans.push(...(await this.startLocked(newState, c.network, opts.dryRun)));
+        if (c.change === 'update' && running.has(c.network))
+          result.plans.push(...(await this.startLocked(newState, c.network, opts.dryRun)));
       }
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));
@@ -324,11 +357,20 @@ export class Engine {
     const stock = DEFAULT_CANDIDATES[0] ?? '192.168.122.0/24';
     const why = taken(stock);
     const subnet = DEFAULT_CANDIDATES.find((c) => taken(c) === undefined);
-    if (!subnet) throw failure('no-free-subnet', 'no free 192.168.N.0/24 subnet for the default network', { hint: 'define one with `kvmnet net define`' });
-    if (why) notes.push(`${stock} is already in use on this host (${why}); the default network uses ${subnet} instead`);
+    if (!subnet)
+      throw failure('no-free-subnet', 'no free 192.168.N.0/24 subnet for the default network', {
+        hint: 'define one with `kvmnet net define`',
+      });
+    if (why)
+      notes.push(
+        `${stock} is already in use on this host (${why}); the default network uses ${subnet} instead`,
+      );
     const used = new Set([...others.map((o) => o.bridge), ...usage.links]);
     const bridge = used.has('virbr0') ? pickBridgeName(used) : 'virbr0';
-    return buildNetwork({ name: 'default', mode: 'nat', subnet, bridge, autostart: true }, { others, host: usage });
+    return buildNetwork(
+      { name: 'default', mode: 'nat', subnet, bridge, autostart: true },
+      { others, host: usage },
+    );
   }
 
   /** Plans (and unless dryRun applies) one network into the running state. */
@@ -345,7 +387,10 @@ export class Engine {
     const allApplied = await this.store.listApplied();
     const obs = await this.observeFor([def], applied ? [applied] : []);
     this.checkStartable(def, obs, applied, allApplied);
-    const { plan, firewall } = planStart(def, driver, obs, applied, { paths: this.paths, firewall: this.firewall });
+    const { plan, firewall } = planStart(def, driver, obs, applied, {
+      paths: this.paths,
+      firewall: this.firewall,
+    });
     plans.push(plan);
     if (dryRun) return plans;
     const unchanged = applied?.state === 'active' && JSON.stringify(applied.def) === JSON.stringify(def);
@@ -359,7 +404,11 @@ export class Engine {
       bridge: def.bridge,
       // Until this apply finishes, the record covers both the old and the new rules.
       firewall: mergeFirewall(applied?.firewall, firewall),
-      dnsmasq: { confFile: this.paths.dnsmasqConf(name), pidFile: this.paths.dnsmasqPid(name), ...(applied?.dnsmasq?.pid === undefined ? {} : { pid: applied.dnsmasq.pid }) },
+      dnsmasq: {
+        confFile: this.paths.dnsmasqConf(name),
+        pidFile: this.paths.dnsmasqPid(name),
+        ...(applied?.dnsmasq?.pid === undefined ? {} : { pid: applied.dnsmasq.pid }),
+      },
       runDir: this.paths.netRunDir(name),
       updatedAt: '',
     };
@@ -399,7 +448,12 @@ export class Engine {
     return plans;
   }
 
-  private checkStartable(def: NetworkDef, obs: Observed, applied: AppliedNetwork | undefined, allApplied: AppliedNetwork[]): void {
+  private checkStartable(
+    def: NetworkDef,
+    obs: Observed,
+    applied: AppliedNetwork | undefined,
+    allApplied: AppliedNetwork[],
+  ): void {
     const link = obs.links.get(def.bridge);
     if (link && !applied && (link.kind !== 'bridge' || link.address !== def.mac)) {
       throw inputError(
@@ -415,18 +469,29 @@ export class Engine {
     for (const p of usage.prefixes) {
       const pc = parseCidr(p.cidr);
       if (c && pc && pc.prefix > 0 && overlaps(c, pc)) {
-        throw inputError('subnet-overlap', `subnet ${formatCidr(c)} of "${def.name}" overlaps ${p.cidr} (${p.where}) on this host`, 'remove that address or route, or change the network\'s subnet');
+        throw inputError(
+          'subnet-overlap',
+          `subnet ${formatCidr(c)} of "${def.name}" overlaps ${p.cidr} (${p.where}) on this host`,
+          "remove that address or route, or change the network's subnet",
+        );
       }
     }
   }
 
   private async verify(def: NetworkDef, rec: AppliedNetwork): Promise<void> {
     const obs = await this.observeFor([def], [rec]);
-    const { plan } = planStart(def, driverFor(def.mode), obs, rec, { paths: this.paths, firewall: this.firewall });
+    const { plan } = planStart(def, driverFor(def.mode), obs, rec, {
+      paths: this.paths,
+      firewall: this.firewall,
+    });
     if (plan.steps.length > 0) {
-      throw failure('verify-failed', `network "${def.name}" does not match after apply: ${plan.steps.map((s) => `${s.kind}: ${s.why}`).join('; ')}`, {
-        hint: 'something else changed the host at the same time; run the command again',
-      });
+      throw failure(
+        'verify-failed',
+        `network "${def.name}" does not match after apply: ${plan.steps.map((s) => `${s.kind}: ${s.why}`).join('; ')}`,
+        {
+          hint: 'something else changed the host at the same time; run the command again',
+        },
+      );
     }
   }
 
@@ -447,7 +512,9 @@ export class Engine {
       }
     }
     if (errors.length) {
-      throw failure('stop-failed', `stop of network "${name}" incomplete: ${errors.join('; ')}`, { hint: 'fix the cause and run the stop again; it finishes what is left' });
+      throw failure('stop-failed', `stop of network "${name}" incomplete: ${errors.join('; ')}`, {
+        hint: 'fix the cause and run the stop again; it finishes what is left',
+      });
     }
     await this.store.removeApplied(name);
     await removeIfEmpty(this.paths.appliedDir);
@@ -474,7 +541,9 @@ export class Engine {
           break;
         case 'write': {
           const old = await readOrNull(s.path);
-          reverter.add(`restore ${s.path}`, () => (old === null ? removePath(s.path) : writeAtomic(s.path, old)));
+          reverter.add(`restore ${s.path}`, () =>
+            old === null ? removePath(s.path) : writeAtomic(s.path, old),
+          );
           await writeAtomic(s.path, s.content);
           break;
         }
@@ -515,7 +584,10 @@ function stateOf(applied: AppliedNetwork | undefined): NetworkState {
   return applied.state === 'active' ? 'active' : 'failed';
 }
 
-function mergeFirewall(a: AppliedNetwork['firewall'] | undefined, b: AppliedNetwork['firewall']): AppliedNetwork['firewall'] {
+function mergeFirewall(
+  a: AppliedNetwork['firewall'] | undefined,
+  b: AppliedNetwork['firewall'],
+): AppliedNetwork['firewall'] {
   if (!a) return b;
   const keys = new Set(b.elements.map((e) => `${e.map}|${e.key}`));
   return {

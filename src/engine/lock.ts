@@ -17,7 +17,10 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function acquireLock(path: string, opts: { timeoutMs?: number; note?: (s: string) => void } = {}): Promise<Lock> {
+export async function acquireLock(
+  path: string,
+  opts: { timeoutMs?: number; note?: (s: string) => void } = {},
+): Promise<Lock> {
   await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let noted = false;
@@ -38,7 +41,7 @@ export async function acquireLock(path: string, opts: { timeoutMs?: number; note
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let owner = NaN;
+    let owner: number;
     try {
       owner = Number((await readFile(path, 'utf8')).trim());
     } catch {
@@ -54,7 +57,9 @@ export async function acquireLock(path: string, opts: { timeoutMs?: number; note
       continue;
     }
     if (Date.now() > deadline) {
-      throw failure('locked', `the kvmnet state is locked by process ${owner}`, { hint: `wait for it to finish, or check ${path}` });
+      throw failure('locked', `the kvmnet state is locked by process ${owner}`, {
+        hint: `wait for it to finish, or check ${path}`,
+      });
     }
     if (!noted) {
       opts.note?.(`waiting for the kvmnet lock held by process ${owner}`);

@@ -17,7 +17,12 @@ export async function observe(
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Observed> {
-  const [links, addrs, routes, fw] = await Promise.all([host.links(), host.addrs(), host.routes(), firewall.observe()]);
+  const [links, addrs, routes, fw] = await Promise.all([
+    host.links(),
+    host.addrs(),
+    host.routes(),
+    firewall.observe(),
+  ]);
   const sysctls = new Map<string, string>();
   for (const k of SYSCTLS) sysctls.set(k, await host.sysctlGet(k));
   const files = new Map<string, string | null>();
@@ -39,12 +44,19 @@ export function hostUsage(obs: Observed, ownBridges: Set<string>): HostUsage {
   for (const a of obs.addrs) {
     if (ownBridges.has(a.ifname)) continue;
     const c = parseCidr(a.cidr);
-    if (c) prefixes.push({ cidr: formatCidr({ addr: networkOf(c), prefix: c.prefix }), where: `address ${a.cidr} on ${a.ifname}` });
+    if (c)
+      prefixes.push({
+        cidr: formatCidr({ addr: networkOf(c), prefix: c.prefix }),
+        where: `address ${a.cidr} on ${a.ifname}`,
+      });
   }
   for (const r of obs.routes) {
     if (r.dst === 'default' || (r.dev !== undefined && ownBridges.has(r.dev))) continue;
     const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
-    prefixes.push({ cidr, where: `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}` });
+    prefixes.push({
+      cidr,
+      where: `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`,
+    });
   }
   const links = [...obs.links.keys()].filter((l) => !ownBridges.has(l));
   return { prefixes, links };

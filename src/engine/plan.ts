@@ -118,22 +118,35 @@ export function planStart(
       undo.push(`link set dev ${br} down`);
       why.push('link is down');
     }
-    if (lines.length > 0) steps.push({ kind: 'ip', why: `repair bridge ${br}: ${why.join(', ')}`, lines, undo: undo.reverse() });
+    if (lines.length > 0)
+      steps.push({ kind: 'ip', why: `repair bridge ${br}: ${why.join(', ')}`, lines, undo: undo.reverse() });
   }
 
   for (const [key, value] of Object.entries(driver.sysctls(def))) {
-    if (obs.sysctls.get(key) !== value) steps.push({ kind: 'sysctl', why: `${key} is ${obs.sysctls.get(key) ?? '?'}`, key, value });
+    if (obs.sysctls.get(key) !== value)
+      steps.push({ kind: 'sysctl', why: `${key} is ${obs.sysctls.get(key) ?? '?'}`, key, value });
   }
 
   const fw = ctx.firewall.planNetwork(driver.firewall(def), applied?.firewall, obs.fw);
-  if (fw.script !== '') steps.push({ kind: 'nft', why: fw.reasons.join('; ') || 'firewall rules', script: fw.script, undo: fw.undo });
+  if (fw.script !== '')
+    steps.push({
+      kind: 'nft',
+      why: fw.reasons.join('; ') || 'firewall rules',
+      script: fw.script,
+      undo: fw.undo,
+    });
 
   const files = dnsmasqFiles(def, ctx.paths);
   let confChanged = false;
   let hostsChanged = false;
   for (const [path, content] of files) {
     if (obs.files.get(path) !== content) {
-      steps.push({ kind: 'write', why: obs.files.get(path) == null ? 'missing' : 'content differs', path, content });
+      steps.push({
+        kind: 'write',
+        why: obs.files.get(path) == null ? 'missing' : 'content differs',
+        path,
+        content,
+      });
       if (path === ctx.paths.dnsmasqConf(def.name)) confChanged = true;
       else hostsChanged = true;
     }
@@ -159,7 +172,12 @@ export function planStart(
 }
 
 /** Plans a running (or half-started) network out of existence, from its applied record. */
-export function planStop(applied: AppliedNetwork, obs: Observed, othersRemain: boolean, ctx: PlanContext): NetworkPlan {
+export function planStop(
+  applied: AppliedNetwork,
+  obs: Observed,
+  othersRemain: boolean,
+  ctx: PlanContext,
+): NetworkPlan {
   const steps: Step[] = [];
   const pid = applied.dnsmasq?.pid;
   if (pid !== undefined && applied.dnsmasq && isOurDnsmasq(obs.procs.get(pid), applied.dnsmasq.confFile)) {
@@ -169,7 +187,12 @@ export function planStop(applied: AppliedNetwork, obs: Observed, othersRemain: b
   if (fw.script !== '') steps.push({ kind: 'nft', why: fw.reasons.join('; '), script: fw.script, undo: '' });
   const link = obs.links.get(applied.bridge);
   if (link && link.kind === 'bridge') {
-    steps.push({ kind: 'ip', why: `delete bridge ${applied.bridge}`, lines: [`link del ${applied.bridge}`], undo: [] });
+    steps.push({
+      kind: 'ip',
+      why: `delete bridge ${applied.bridge}`,
+      lines: [`link del ${applied.bridge}`],
+      undo: [],
+    });
   }
   if (obs.files.get(applied.runDir) !== null) {
     steps.push({ kind: 'remove', why: 'generated files of the network', path: applied.runDir });

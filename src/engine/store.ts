@@ -39,18 +39,29 @@ export class Store {
     try {
       data = JSON.parse(raw) as StateData;
     } catch (e) {
-      throw failure('state-corrupt', `state file ${this.paths.stateFile} is not valid JSON`, { cause: e, hint: 'restore it from a backup or `kvmnet export` output' });
+      throw failure('state-corrupt', `state file ${this.paths.stateFile} is not valid JSON`, {
+        cause: e,
+        hint: 'restore it from a backup or `kvmnet export` output',
+      });
     }
     if (data.version > STATE_VERSION) {
-      throw failure('state-too-new', `state file ${this.paths.stateFile} has version ${data.version}, this kvmnet reads ${STATE_VERSION}`, {
-        hint: 'upgrade kvmnet',
-      });
+      throw failure(
+        'state-too-new',
+        `state file ${this.paths.stateFile} has version ${data.version}, this kvmnet reads ${STATE_VERSION}`,
+        {
+          hint: 'upgrade kvmnet',
+        },
+      );
     }
     return data;
   }
 
   async save(data: StateData): Promise<void> {
-    await writeAtomic(this.paths.stateFile, JSON.stringify({ ...data, version: STATE_VERSION }, null, 2) + '\n', 0o600);
+    await writeAtomic(
+      this.paths.stateFile,
+      JSON.stringify({ ...data, version: STATE_VERSION }, null, 2) + '\n',
+      0o600,
+    );
   }
 
   async loadApplied(net: string): Promise<AppliedNetwork | undefined> {
@@ -74,7 +85,10 @@ export class Store {
   }
 
   async saveApplied(rec: AppliedNetwork): Promise<void> {
-    await writeAtomic(this.paths.appliedFile(rec.network), JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }, null, 2) + '\n');
+    await writeAtomic(
+      this.paths.appliedFile(rec.network),
+      JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }, null, 2) + '\n',
+    );
   }
 
   async removeApplied(net: string): Promise<void> {

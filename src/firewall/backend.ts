@@ -31,7 +31,11 @@ export interface FirewallChange {
 export interface FirewallBackend {
   readonly name: string;
   observe(): Promise<FirewallObserved>;
-  planNetwork(intent: FirewallIntent, previous: AppliedFirewall | undefined, obs: FirewallObserved): FirewallChange;
+  planNetwork(
+    intent: FirewallIntent,
+    previous: AppliedFirewall | undefined,
+    obs: FirewallObserved,
+  ): FirewallChange;
   /** othersRemain: other networks still use the table (if not, the whole table goes). */
   planRemove(applied: AppliedFirewall, obs: FirewallObserved, othersRemain: boolean): FirewallChange;
   apply(script: string): Promise<void>;

@@ -14,14 +14,24 @@ import {
   type ElementSpec,
   type FirewallIntent,
 } from '../render/nft.js';
-import { elementKey, type AppliedFirewall, type FirewallBackend, type FirewallChange, type FirewallObserved } from './backend.js';
+import {
+  elementKey,
+  type AppliedFirewall,
+  type FirewallBackend,
+  type FirewallChange,
+  type FirewallObserved,
+} from './backend.js';
 
 type NftObj = Record<string, Record<string, unknown>>;
 
 function keyText(k: unknown): string {
   if (typeof k === 'string') return k;
   if (k && typeof k === 'object') {
-    const o = k as { prefix?: { addr: string; len: number }; elem?: { val: unknown }; range?: [unknown, unknown] };
+    const o = k as {
+      prefix?: { addr: string; len: number };
+      elem?: { val: unknown };
+      range?: [unknown, unknown];
+    };
     if (o.prefix) return `${o.prefix.addr}/${o.prefix.len}`;
     if (o.elem) return keyText(o.elem.val);
   }
@@ -76,12 +86,16 @@ export class NftablesBackend implements FirewallBackend {
     return parseNftJson(await this.host.nftListTable('inet', 'kvmnet'));
   }
 
-  planNetwork(intent: FirewallIntent, previous: AppliedFirewall | undefined, obs: FirewallObserved): FirewallChange {
+  planNetwork(
+    intent: FirewallIntent,
+    previous: AppliedFirewall | undefined,
+    obs: FirewallObserved,
+  ): FirewallChange {
     const f = buildFragment(intent);
     const reasons: string[] = [];
     let script = '';
     if (!obs.table) reasons.push('table inet kvmnet is missing');
-    else if (!obs.skeletonOk) reasons.push('base chains of table inet kvmnet differ from kvmnet\'s');
+    else if (!obs.skeletonOk) reasons.push("base chains of table inet kvmnet differ from kvmnet's");
     if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
 
     // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed).
@@ -114,7 +128,9 @@ export class NftablesBackend implements FirewallBackend {
         if (obs.table) reasons.push(`element ${e.key} missing from ${e.map}`);
         fragmentOk = false;
       } else if (obs.elements.get(k) !== e.jump) {
-        reasons.push(`element ${e.key} in ${e.map} points to ${obs.elements.get(k) ?? 'nothing'}, expected ${e.jump ?? 'nothing'}`);
+        reasons.push(
+          `element ${e.key} in ${e.map} points to ${obs.elements.get(k) ?? 'nothing'}, expected ${e.jump ?? 'nothing'}`,
+        );
         conflicting.push(e);
         fragmentOk = false;
       }
@@ -141,11 +157,19 @@ export class NftablesBackend implements FirewallBackend {
     const none: AppliedFirewall = { chains: [], elements: [] };
     if (!obs.table) return { script: '', reasons: [], undo: '', applied: none };
     if (!othersRemain) {
-      return { script: renderDeleteTable(), reasons: ['remove table inet kvmnet (no network uses it any more)'], undo: '', applied: none };
+      return {
+        script: renderDeleteTable(),
+        reasons: ['remove table inet kvmnet (no network uses it any more)'],
+        undo: '',
+        applied: none,
+      };
     }
     const elems = applied.elements.filter((e) => obs.elements.has(elementKey(e)));
     const chains = applied.chains.filter((c) => obs.chains.has(c));
-    const reasons = [...elems.map((e) => `remove element ${e.key} from ${e.map}`), ...chains.map((c) => `remove chain ${c}`)];
+    const reasons = [
+      ...elems.map((e) => `remove element ${e.key} from ${e.map}`),
+      ...chains.map((c) => `remove chain ${c}`),
+    ];
     return { script: renderRemoval(elems, chains), reasons, undo: '', applied: none };
   }
 

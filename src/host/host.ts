@@ -56,14 +56,19 @@ export class Host {
     if (r.code !== 0) {
       const msg = firstLines(r.stderr || r.stdout);
       throw failure('host-command-failed', `${cmd} ${args.join(' ')} failed: ${msg}`, {
-        hint: r.code === 127 ? `install ${cmd} (see README)` : `the ${cmd} command above was refused by the kernel or the tool`,
+        hint:
+          r.code === 127
+            ? `install ${cmd} (see README)`
+            : `the ${cmd} command above was refused by the kernel or the tool`,
       });
     }
     return r.stdout;
   }
 
   async links(): Promise<LinkInfo[]> {
-    const raw = JSON.parse((await this.must('ip', ['-json', '-details', 'link', 'show'])) || '[]') as IpLinkJson[];
+    const raw = JSON.parse(
+      (await this.must('ip', ['-json', '-details', 'link', 'show'])) || '[]',
+    ) as IpLinkJson[];
     return raw.map((l) => {
       const info: LinkInfo = {
         ifname: l.ifname,
@@ -88,7 +93,8 @@ export class Host {
     const out: AddrInfo[] = [];
     for (const l of raw) {
       for (const a of l.addr_info ?? []) {
-        if (a.family === 'inet') out.push({ ifname: l.ifname, cidr: `${a.local}/${a.prefixlen}`, dynamic: a.dynamic === true });
+        if (a.family === 'inet')
+          out.push({ ifname: l.ifname, cidr: `${a.local}/${a.prefixlen}`, dynamic: a.dynamic === true });
       }
     }
     return out;
@@ -115,7 +121,8 @@ export class Host {
     const r = await this.exec.run('nft', ['-j', 'list', 'table', family, table]);
     if (r.code !== 0) {
       if (/No such file or directory|does not exist/i.test(r.stderr)) return null;
-      if (r.code === 127) throw failure('missing-tool', 'nft is not installed', { hint: 'apt-get install nftables' });
+      if (r.code === 127)
+        throw failure('missing-tool', 'nft is not installed', { hint: 'apt-get install nftables' });
       throw failure('nft-failed', `nft list table ${family} ${table} failed: ${r.stderr.trim()}`);
     }
     return JSON.parse(r.stdout) as unknown;
@@ -150,13 +157,18 @@ export class Host {
   async startDnsmasq(confFile: string, pidFile: string): Promise<number> {
     const r = await this.exec.run('dnsmasq', [`--conf-file=${confFile}`]);
     if (r.code !== 0) {
-      const msg = r.code === 127 ? 'dnsmasq is not installed' : (r.stderr || r.stdout).trim().replace(/^dnsmasq: /, '');
+      const msg =
+        r.code === 127 ? 'dnsmasq is not installed' : (r.stderr || r.stdout).trim().replace(/^dnsmasq: /, '');
       throw failure('dnsmasq-failed', `dnsmasq did not start: ${msg}`, {
-        hint: r.code === 127 ? 'apt-get install dnsmasq-base' : 'is another DNS/DHCP server bound to this bridge or port 53/67?',
+        hint:
+          r.code === 127
+            ? 'apt-get install dnsmasq-base'
+            : 'is another DNS/DHCP server bound to this bridge or port 53/67?',
       });
     }
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    if (!Number.isInteger(pid) || pid <= 0) throw failure('dnsmasq-failed', `dnsmasq wrote no usable pid to ${pidFile}`);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw failure('dnsmasq-failed', `dnsmasq wrote no usable pid to ${pidFile}`);
     return pid;
   }
 

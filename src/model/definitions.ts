@@ -33,16 +33,22 @@ function describe(issue: z.core.$ZodIssue): { message: string; hint: string } {
   const key = issuePath(issue).map(String).join('.') || '(top level)';
   switch (issue.code) {
     case 'unrecognized_keys':
-      return { message: `unknown key "${key}"`, hint: 'remove it or check its spelling (see docs/cli.md, "Definitions file")' };
+      return {
+        message: `unknown key "${key}"`,
+        hint: 'remove it or check its spelling (see docs/cli.md, "Definitions file")',
+      };
     case 'invalid_type':
-      return { message: `key "${key}" must be ${issue.expected}`, hint: 'fix the value\'s type' };
+      return { message: `key "${key}" must be ${issue.expected}`, hint: "fix the value's type" };
     case 'invalid_value':
       return {
         message: `key "${key}" must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`,
         hint: 'use one of the listed values',
       };
     case 'invalid_union':
-      return { message: `key "${key}" must be false or a mapping with start and end`, hint: 'e.g. dhcp: {start: 10.0.0.100, end: 10.0.0.199}' };
+      return {
+        message: `key "${key}" must be false or a mapping with start and end`,
+        hint: 'e.g. dhcp: {start: 10.0.0.100, end: 10.0.0.199}',
+      };
     default:
       return { message: `key "${key}": ${issue.message}`, hint: 'fix the value' };
   }
@@ -54,7 +60,11 @@ export function parseDefinitions(text: string, file: string): NetworkInput[] {
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const line = e?.pos ? lc.linePos(e.pos[0]).line : undefined;
-    throw inputError('invalid-yaml', `${file}${line ? `:${line}` : ''}: ${e?.message.split('\n')[0] ?? 'not valid YAML'}`, 'fix the YAML syntax');
+    throw inputError(
+      'invalid-yaml',
+      `${file}${line ? `:${line}` : ''}: ${e?.message.split('\n')[0] ?? 'not valid YAML'}`,
+      'fix the YAML syntax',
+    );
   }
   const raw: unknown = doc.toJS() ?? {};
   const r = fileSchema.safeParse(raw);
@@ -93,5 +103,8 @@ export function renderDefinitions(defs: NetworkDef[]): string {
       autostart: d.autostart,
     };
   }
-  return '# kvmnet definitions (kvmnet export); apply with: kvmnet apply -f FILE\n' + stringify({ version: FILE_VERSION, networks });
+  return (
+    '# kvmnet definitions (kvmnet export); apply with: kvmnet apply -f FILE\n' +
+    stringify({ version: FILE_VERSION, networks })
+  );
 }

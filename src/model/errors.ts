@@ -8,7 +8,11 @@ export class KvmnetError extends Error {
   readonly hint: string | undefined;
   readonly kind: ErrorKind;
 
-  constructor(code: string, message: string, opts: { hint?: string; kind?: ErrorKind; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    opts: { hint?: string; kind?: ErrorKind; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KvmnetError';
     this.code = code;
@@ -33,6 +37,10 @@ export function inputError(code: string, message: string, hint?: string): Kvmnet
 }
 
 /** A failure while acting on the host: exit code 1 (after rollback). */
-export function failure(code: string, message: string, opts: { hint?: string; cause?: unknown } = {}): KvmnetError {
+export function failure(
+  code: string,
+  message: string,
+  opts: { hint?: string; cause?: unknown } = {},
+): KvmnetError {
   return new KvmnetError(code, message, { ...opts, kind: 'failure' });
 }

@@ -57,13 +57,13 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function contains(c: Cidr, ip: number): boolean {
-  return ((ip & maskOf(c.prefix)) >>> 0) === networkOf(c);
+  return (ip & maskOf(c.prefix)) >>> 0 === networkOf(c);
 }
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   const m = maskOf(p);
-  return ((a.addr & m) >>> 0) === ((b.addr & m) >>> 0);
+  return (a.addr & m) >>> 0 === (b.addr & m) >>> 0;
 }
 
 /** Number of usable host addresses (excluding network and broadcast for prefixes up to /30). */

@@ -61,7 +61,9 @@ export const networkFileSchema = z
     mac: z.string().optional(),
     subnet: z.string(),
     gateway: z.string().optional(),
-    dhcp: z.union([z.object({ start: z.string(), end: z.string() }).strict(), z.literal(false), z.null()]).optional(),
+    dhcp: z
+      .union([z.object({ start: z.string(), end: z.string() }).strict(), z.literal(false), z.null()])
+      .optional(),
     domain: z.string().optional(),
     autostart: z.boolean().optional(),
   })
@@ -69,7 +71,8 @@ export const networkFileSchema = z
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const DOMAIN_RE =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 export function validateName(name: string): void {
   if (!NAME_RE.test(name)) {
@@ -100,7 +103,12 @@ export function validateBridgeName(bridge: string): void {
 
 export function parseSubnet(field: string, text: string): Cidr {
   const c = parseCidr(text);
-  if (!c) throw inputError('invalid-subnet', `${field} "${text}" is not an IPv4 CIDR`, 'write it as a.b.c.d/prefix, e.g. 10.10.0.0/24');
+  if (!c)
+    throw inputError(
+      'invalid-subnet',
+      `${field} "${text}" is not an IPv4 CIDR`,
+      'write it as a.b.c.d/prefix, e.g. 10.10.0.0/24',
+    );
   if (hasHostBits(c)) {
     throw inputError(
       'invalid-subnet',
@@ -109,14 +117,19 @@ export function parseSubnet(field: string, text: string): Cidr {
     );
   }
   if (c.prefix < 8 || c.prefix > 30) {
-    throw inputError('invalid-subnet', `${field} "${text}" has prefix /${c.prefix}`, 'use a prefix from /8 to /30');
+    throw inputError(
+      'invalid-subnet',
+      `${field} "${text}" has prefix /${c.prefix}`,
+      'use a prefix from /8 to /30',
+    );
   }
   return c;
 }
 
 function parseAddr(field: string, text: string): number {
   const ip = parseIpv4(text);
-  if (ip === undefined) throw inputError('invalid-address', `${field} "${text}" is not an IPv4 address`, 'write it as a.b.c.d');
+  if (ip === undefined)
+    throw inputError('invalid-address', `${field} "${text}" is not an IPv4 address`, 'write it as a.b.c.d');
   return ip;
 }
 
@@ -132,7 +145,11 @@ export function defaultDhcp(subnet: Cidr, gateway: number): DhcpRange | null {
 export function parseDhcpRangeText(text: string): DhcpRange {
   const m = /^([^-\s]+)-([^-\s]+)$/.exec(text.trim());
   if (!m?.[1] || !m[2]) {
-    throw inputError('invalid-dhcp-range', `dhcp range "${text}" is not FIRST-LAST`, 'write it as e.g. 10.10.0.100-10.10.0.199');
+    throw inputError(
+      'invalid-dhcp-range',
+      `dhcp range "${text}" is not FIRST-LAST`,
+      'write it as e.g. 10.10.0.100-10.10.0.199',
+    );
   }
   return { start: m[1], end: m[2] };
 }
@@ -156,10 +173,18 @@ export function buildNetwork(input: NetworkInput, ctx: ValidateContext): Network
   validateName(input.name);
   const mode = input.mode ?? 'nat';
   if (!(NETWORK_MODES as readonly string[]).includes(mode)) {
-    throw inputError('invalid-mode', `mode "${mode}" is not known`, `use one of: ${NETWORK_MODES.join(', ')}`);
+    throw inputError(
+      'invalid-mode',
+      `mode "${mode}" is not known`,
+      `use one of: ${NETWORK_MODES.join(', ')}`,
+    );
   }
   if (input.subnet === undefined) {
-    throw inputError('missing-subnet', `network "${input.name}" needs a subnet`, 'add --subnet a.b.c.d/prefix, e.g. 10.10.0.0/24');
+    throw inputError(
+      'missing-subnet',
+      `network "${input.name}" needs a subnet`,
+      'add --subnet a.b.c.d/prefix, e.g. 10.10.0.0/24',
+    );
   }
   const subnet = parseSubnet('subnet', input.subnet);
   const gwNum = input.gateway === undefined ? networkOf(subnet) + 1 : parseAddr('gateway', input.gateway);
@@ -176,14 +201,19 @@ export function buildNetwork(input: NetworkInput, ctx: ValidateContext): Network
   else dhcp = checkDhcp(input.dhcp, subnet, gwNum);
 
   const bridge = input.bridge ?? '';
-  if (bridge === '') throw inputError('missing-bridge', `network "${input.name}" has no bridge name`, 'pass --bridge NAME');
+  if (bridge === '')
+    throw inputError('missing-bridge', `network "${input.name}" has no bridge name`, 'pass --bridge NAME');
   validateBridgeName(bridge);
 
   let mac = derivedMac(`kvmnet:${input.name}`);
   if (input.mac !== undefined) {
     const m = normalizeMac(input.mac);
     if (!m || isMulticastMac(m)) {
-      throw inputError('invalid-mac', `mac "${input.mac}" is not a unicast MAC address`, 'write it as 52:54:00:xx:xx:xx');
+      throw inputError(
+        'invalid-mac',
+        `mac "${input.mac}" is not a unicast MAC address`,
+        'write it as 52:54:00:xx:xx:xx',
+      );
     }
     mac = m;
   }
@@ -219,7 +249,11 @@ function checkDhcp(range: DhcpRange, subnet: Cidr, gw: number): DhcpRange {
     ['end', end],
   ] as const) {
     if (!contains(subnet, ip)) {
-      throw inputError('invalid-dhcp-range', `dhcp range ${text}: ${what} ${formatIpv4(ip)} is outside subnet ${sub}`, 'keep the range inside the subnet');
+      throw inputError(
+        'invalid-dhcp-range',
+        `dhcp range ${text}: ${what} ${formatIpv4(ip)} is outside subnet ${sub}`,
+        'keep the range inside the subnet',
+      );
     }
     if (ip === networkOf(subnet) || ip === broadcastOf(subnet)) {
       throw inputError(
@@ -230,7 +264,11 @@ function checkDhcp(range: DhcpRange, subnet: Cidr, gw: number): DhcpRange {
     }
   }
   if (start > end) {
-    throw inputError('invalid-dhcp-range', `dhcp range ${text} is reversed`, `write it as ${range.end}-${range.start}`);
+    throw inputError(
+      'invalid-dhcp-range',
+      `dhcp range ${text} is reversed`,
+      `write it as ${range.end}-${range.start}`,
+    );
   }
   if (gw >= start && gw <= end) {
     throw inputError(
@@ -254,7 +292,11 @@ function checkAgainstOthers(def: NetworkDef, subnet: Cidr, ctx: ValidateContext)
       );
     }
     if (o.bridge === def.bridge) {
-      throw inputError('bridge-taken', `bridge ${def.bridge} is already used by network "${o.name}"`, 'pick another --bridge');
+      throw inputError(
+        'bridge-taken',
+        `bridge ${def.bridge} is already used by network "${o.name}"`,
+        'pick another --bridge',
+      );
     }
   }
   if (!ctx.host) return;
@@ -269,7 +311,11 @@ function checkAgainstOthers(def: NetworkDef, subnet: Cidr, ctx: ValidateContext)
     }
   }
   if (ctx.host.links.includes(def.bridge)) {
-    throw inputError('bridge-taken', `interface ${def.bridge} already exists on this host`, 'pick another --bridge or remove that interface');
+    throw inputError(
+      'bridge-taken',
+      `interface ${def.bridge} already exists on this host`,
+      'pick another --bridge or remove that interface',
+    );
   }
 }
 

@@ -56,6 +56,10 @@ export function renderDnsmasqConf(def: NetworkDef, paths: DnsmasqPaths): string 
     const gw = parseIpv4(def.gateway) ?? 0;
     if (!contains(subnet, gw) || gw === broadcastOf(subnet)) throw new Error('gateway outside subnet');
   }
-  lines.push(`dhcp-leasefile=${paths.leaseFile}`, `dhcp-hostsfile=${paths.dhcpHostsFile}`, `addn-hosts=${paths.hostsFile}`);
+  lines.push(
+    `dhcp-leasefile=${paths.leaseFile}`,
+    `dhcp-hostsfile=${paths.dhcpHostsFile}`,
+    `addn-hosts=${paths.hostsFile}`,
+  );
   return lines.join('\n') + '\n';
 }

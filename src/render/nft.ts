@@ -47,8 +47,16 @@ const BASE_CHAINS: Array<{ name: string; decl: string; rules: string[] }> = [
     // other networks' guests; then traffic out of a network.
     rules: ['oifname vmap @fwd_in', 'iifname vmap @fwd_out'],
   },
-  { name: 'input', decl: 'type filter hook input priority filter; policy accept;', rules: ['iifname vmap @host_in'] },
-  { name: 'postrouting', decl: 'type nat hook postrouting priority srcnat; policy accept;', rules: ['iifname vmap @nat_out'] },
+  {
+    name: 'input',
+    decl: 'type filter hook input priority filter; policy accept;',
+    rules: ['iifname vmap @host_in'],
+  },
+  {
+    name: 'postrouting',
+    decl: 'type nat hook postrouting priority srcnat; policy accept;',
+    rules: ['iifname vmap @nat_out'],
+  },
   {
     name: 'mangle_postrouting',
     decl: 'type filter hook postrouting priority mangle; policy accept;',
@@ -62,7 +70,9 @@ export const BASE_MAPS: Array<{ name: string; decl: string }> = [
   { name: 'host_in', decl: 'type ifname : verdict;' },
   { name: 'nat_out', decl: 'type ifname : verdict;' },
 ];
-export const BASE_SETS: Array<{ name: string; decl: string }> = [{ name: 'dhcp_bridges', decl: 'type ifname;' }];
+export const BASE_SETS: Array<{ name: string; decl: string }> = [
+  { name: 'dhcp_bridges', decl: 'type ifname;' },
+];
 
 function tagOf(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
@@ -91,7 +101,12 @@ export function renderSkeleton(): string {
 }
 
 export function chainNames(network: string): { in: string; out: string; host: string; nat: string } {
-  return { in: `net_${network}_in`, out: `net_${network}_out`, host: `net_${network}_host`, nat: `net_${network}_nat` };
+  return {
+    in: `net_${network}_in`,
+    out: `net_${network}_out`,
+    host: `net_${network}_host`,
+    nat: `net_${network}_nat`,
+  };
 }
 
 export function buildFragment(intent: FirewallIntent): NetworkFragment {
@@ -103,7 +118,11 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
   const outRules: string[] = [];
   switch (intent.forward) {
     case 'nat':
-      inRules.push(`ip daddr ${s} ct state established,related accept`, `ip daddr ${s} ct status dnat accept`, 'reject');
+      inRules.push(
+        `ip daddr ${s} ct state established,related accept`,
+        `ip daddr ${s} ct status dnat accept`,
+        'reject',
+      );
       outRules.push(`ip saddr ${s} accept`, 'reject');
       break;
     case 'routed':
@@ -160,7 +179,10 @@ export function renderFragment(f: NetworkFragment): string {
 /** Removes one network's elements (only those present) and chains (elements first: they reference the chains). */
 export function renderRemoval(elements: ElementSpec[], chains: string[]): string {
   const out: string[] = [];
-  for (const e of elements) out.push(`delete element ${TABLE} ${e.map} { ${e.jump === undefined ? elementText(e) : elementText({ map: e.map, key: e.key })} }`);
+  for (const e of elements)
+    out.push(
+      `delete element ${TABLE} ${e.map} { ${e.jump === undefined ? elementText(e) : elementText({ map: e.map, key: e.key })} }`,
+    );
   for (const c of chains) out.push(`flush chain ${TABLE} ${c}`, `delete chain ${TABLE} ${c}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }

@@ -13,7 +13,17 @@ describe('apply and export', () => {
   before(async () => {
     lab = await Lab.create('apply');
     await lab.kvmnetOk('up');
-    await lab.kvmnetOk('net', 'define', 'lab', '--subnet', '10.10.0.0/24', '--bridge', 'virbr7', '--domain', 'lab');
+    await lab.kvmnetOk(
+      'net',
+      'define',
+      'lab',
+      '--subnet',
+      '10.10.0.0/24',
+      '--bridge',
+      'virbr7',
+      '--domain',
+      'lab',
+    );
     await lab.kvmnetOk('net', 'start', 'lab');
     await lab.kvmnetOk('net', 'define', 'iso', '--mode', 'isolated', '--subnet', '10.20.0.0/24', '--no-dhcp');
   });
@@ -77,11 +87,14 @@ describe('apply and export', () => {
     const conf = await readFile(join(lab.runDir, 'net/lab/dnsmasq.conf'), 'utf8');
     assert.match(conf, /^dhcp-range=10\.10\.0\.100,10\.10\.0\.254,255\.255\.255\.0$/m);
     const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
-    assert.deepEqual(list.map((n) => [n.name, n.state]), [
-      ['default', 'active'],
-      ['lab', 'active'],
-      ['rt', 'inactive'],
-    ]);
+    assert.deepEqual(
+      list.map((n) => [n.name, n.state]),
+      [
+        ['default', 'active'],
+        ['lab', 'active'],
+        ['rt', 'inactive'],
+      ],
+    );
     const g = await lab.addGuest('g1', 'virbr7');
     const lease = await lab.dhcp(g, 'g1');
     const last = Number(lease.ip.split('.')[3]);

@@ -24,17 +24,35 @@ describe('bad input', () => {
     await lab.destroy();
   });
 
-  const yamlCase = (body: string): (() => Promise<string[]>) => async () => {
-    const f = join(lab.dir, 'bad.yaml');
-    await writeFile(f, body);
-    return ['apply', '-f', f];
-  };
+  const yamlCase =
+    (body: string): (() => Promise<string[]>) =>
+    async () => {
+      const f = join(lab.dir, 'bad.yaml');
+      await writeFile(f, body);
+      return ['apply', '-f', f];
+    };
 
   const cases: Array<{ name: string; args: string[] | (() => Promise<string[]>); error: RegExp }> = [
-    { name: 'unknown mode', args: ['net', 'define', 'x', '--mode', 'bogus', '--subnet', '10.1.0.0/24'], error: /mode "bogus" is not known/ },
-    { name: 'malformed CIDR', args: ['net', 'define', 'x', '--subnet', '10.1.0/24'], error: /subnet "10\.1\.0\/24" is not an IPv4 CIDR/ },
-    { name: 'prefix out of range', args: ['net', 'define', 'x', '--subnet', '10.1.0.0/33'], error: /subnet "10\.1\.0\.0\/33" is not an IPv4 CIDR/ },
-    { name: 'host bits set', args: ['net', 'define', 'x', '--subnet', '10.1.0.5/24'], error: /subnet "10\.1\.0\.5\/24" has host bits set/ },
+    {
+      name: 'unknown mode',
+      args: ['net', 'define', 'x', '--mode', 'bogus', '--subnet', '10.1.0.0/24'],
+      error: /mode "bogus" is not known/,
+    },
+    {
+      name: 'malformed CIDR',
+      args: ['net', 'define', 'x', '--subnet', '10.1.0/24'],
+      error: /subnet "10\.1\.0\/24" is not an IPv4 CIDR/,
+    },
+    {
+      name: 'prefix out of range',
+      args: ['net', 'define', 'x', '--subnet', '10.1.0.0/33'],
+      error: /subnet "10\.1\.0\.0\/33" is not an IPv4 CIDR/,
+    },
+    {
+      name: 'host bits set',
+      args: ['net', 'define', 'x', '--subnet', '10.1.0.5/24'],
+      error: /subnet "10\.1\.0\.5\/24" has host bits set/,
+    },
     {
       name: 'DHCP range outside the subnet',
       args: ['net', 'define', 'x', '--subnet', '10.1.0.0/24', '--dhcp-range', '10.2.0.10-10.2.0.20'],
@@ -52,7 +70,16 @@ describe('bad input', () => {
     },
     {
       name: 'DHCP range and --no-dhcp',
-      args: ['net', 'define', 'x', '--subnet', '10.1.0.0/24', '--dhcp-range', '10.1.0.50-10.1.0.60', '--no-dhcp'],
+      args: [
+        'net',
+        'define',
+        'x',
+        '--subnet',
+        '10.1.0.0/24',
+        '--dhcp-range',
+        '10.1.0.50-10.1.0.60',
+        '--no-dhcp',
+      ],
       error: /--dhcp-range and --no-dhcp contradict each other/,
     },
     {
@@ -63,12 +90,14 @@ describe('bad input', () => {
     {
       name: 'subnet overlapping a host address',
       args: ['net', 'define', 'x', '--subnet', '10.99.0.0/16'],
-      error: /subnet 10\.99\.0\.0\/16 of "x" overlaps 10\.99\.0\.0\/24 \(address 10\.99\.0\.1\/24 on vx0\) on this host/,
+      error:
+        /subnet 10\.99\.0\.0\/16 of "x" overlaps 10\.99\.0\.0\/24 \(address 10\.99\.0\.1\/24 on vx0\) on this host/,
     },
     {
       name: 'subnet overlapping a host route',
       args: ['net', 'define', 'x', '--subnet', '172.20.5.0/24'],
-      error: /subnet 172\.20\.5\.0\/24 of "x" overlaps 172\.20\.0\.0\/16 \(route 172\.20\.0\.0\/16 via 192\.168\.100\.254 dev eth1\)/,
+      error:
+        /subnet 172\.20\.5\.0\/24 of "x" overlaps 172\.20\.0\.0\/16 \(route 172\.20\.0\.0\/16 via 192\.168\.100\.254 dev eth1\)/,
     },
     {
       name: 'bridge name over 15 bytes',
@@ -85,17 +114,47 @@ describe('bad input', () => {
       args: ['net', 'define', 'x', '--subnet', '10.1.0.0/24', '--bridge', 'eth1'],
       error: /interface eth1 already exists on this host/,
     },
-    { name: 'invalid network name', args: ['net', 'define', 'a;b', '--subnet', '10.1.0.0/24'], error: /network name "a;b" is not valid/ },
-    { name: 'name already defined', args: ['net', 'define', 'lab2', '--subnet', '10.1.0.0/24'], error: /network "lab2" is already defined/ },
+    {
+      name: 'invalid network name',
+      args: ['net', 'define', 'a;b', '--subnet', '10.1.0.0/24'],
+      error: /network name "a;b" is not valid/,
+    },
+    {
+      name: 'name already defined',
+      args: ['net', 'define', 'lab2', '--subnet', '10.1.0.0/24'],
+      error: /network "lab2" is already defined/,
+    },
     { name: 'missing subnet', args: ['net', 'define', 'x'], error: /network "x" needs a subnet/ },
-    { name: 'start of an unknown network', args: ['net', 'start', 'nope'], error: /network "nope" is not defined/ },
-    { name: 'stop of an unknown network', args: ['net', 'stop', 'nope'], error: /network "nope" is not defined/ },
-    { name: 'undefine of an unknown network', args: ['net', 'undefine', 'nope'], error: /network "nope" is not defined/ },
-    { name: 'undefine of a running network', args: ['net', 'undefine', 'default'], error: /network "default" is running/ },
-    { name: 'unknown option', args: ['net', 'define', 'x', '--subnet', '10.1.0.0/24', '--bogus'], error: /unknown option '--bogus'/ },
+    {
+      name: 'start of an unknown network',
+      args: ['net', 'start', 'nope'],
+      error: /network "nope" is not defined/,
+    },
+    {
+      name: 'stop of an unknown network',
+      args: ['net', 'stop', 'nope'],
+      error: /network "nope" is not defined/,
+    },
+    {
+      name: 'undefine of an unknown network',
+      args: ['net', 'undefine', 'nope'],
+      error: /network "nope" is not defined/,
+    },
+    {
+      name: 'undefine of a running network',
+      args: ['net', 'undefine', 'default'],
+      error: /network "default" is running/,
+    },
+    {
+      name: 'unknown option',
+      args: ['net', 'define', 'x', '--subnet', '10.1.0.0/24', '--bogus'],
+      error: /unknown option '--bogus'/,
+    },
     {
       name: 'YAML with an unknown key',
-      args: yamlCase('version: 1\nnetworks:\n  a:\n    mode: nat\n    subnet: 10.1.0.0/24\n    subnett: 10.2.0.0/24\n'),
+      args: yamlCase(
+        'version: 1\nnetworks:\n  a:\n    mode: nat\n    subnet: 10.1.0.0/24\n    subnett: 10.2.0.0/24\n',
+      ),
       error: /bad\.yaml:6: unknown key "networks\.a\.subnett"/,
     },
     {
@@ -110,7 +169,9 @@ describe('bad input', () => {
     },
     {
       name: 'YAML that overlaps within itself',
-      args: yamlCase('networks:\n  a:\n    mode: nat\n    subnet: 10.1.0.0/24\n  b:\n    mode: nat\n    subnet: 10.1.0.0/16\n'),
+      args: yamlCase(
+        'networks:\n  a:\n    mode: nat\n    subnet: 10.1.0.0/24\n  b:\n    mode: nat\n    subnet: 10.1.0.0/16\n',
+      ),
       error: /subnet 10\.1\.0\.0\/16 of "b" overlaps "a" \(10\.1\.0\.0\/24\)/,
     },
   ];
@@ -145,19 +206,32 @@ describe('bad input', () => {
     const links = await must('ip', ['-n', lab.hostNs, '-br', 'link']);
     assert.doesNotMatch(links, /virbr7/);
     const list = await lab.kvmnetJson<Array<{ name: string }>>('net', 'list');
-    assert.deepEqual(list.map((n) => n.name), ['default']);
+    assert.deepEqual(
+      list.map((n) => n.name),
+      ['default'],
+    );
   });
 
   test('a start that fails half-way (dnsmasq cannot bind) rolls back everything', async () => {
     await lab.kvmnetOk('net', 'define', 'lab3', '--subnet', '10.40.0.0/24', '--bridge', 'virbr8');
     await must('ip', ['netns', 'exec', lab.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
-    const squatter = Tracked.start('ip', ['netns', 'exec', lab.hostNs, 'socat', 'TCP-LISTEN:53,bind=10.40.0.1', '-']);
+    const squatter = Tracked.start('ip', [
+      'netns',
+      'exec',
+      lab.hostNs,
+      'socat',
+      'TCP-LISTEN:53,bind=10.40.0.1',
+      '-',
+    ]);
     lab.tracked.push(squatter);
     await new Promise((r) => setTimeout(r, 300));
     const before = await lab.snapshot();
     const r = await lab.kvmnet('net', 'start', 'lab3');
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^error: start of network "lab3" failed: dnsmasq did not start: .*10\.40\.0\.1.*Address already in use; everything it did was rolled back/m);
+    assert.match(
+      r.stderr,
+      /^error: start of network "lab3" failed: dnsmasq did not start: .*10\.40\.0\.1.*Address already in use; everything it did was rolled back/m,
+    );
     assert.deepEqual(await lab.snapshot(), before, 'no bridge, rule, process or file left behind');
     await squatter.stop();
     await lab.kvmnetOk('net', 'start', 'lab3');

@@ -16,7 +16,17 @@ describe('isolated and routed networks', () => {
   });
 
   test('an isolated guest reaches its gateway but not the LAN', async () => {
-    await lab.kvmnetOk('net', 'define', 'iso', '--mode', 'isolated', '--subnet', '10.20.0.0/24', '--bridge', 'virbr20');
+    await lab.kvmnetOk(
+      'net',
+      'define',
+      'iso',
+      '--mode',
+      'isolated',
+      '--subnet',
+      '10.20.0.0/24',
+      '--bridge',
+      'virbr20',
+    );
     await lab.kvmnetOk('net', 'start', 'iso');
     const g = await lab.addGuest('iso1', 'virbr20');
     const lease = await lab.dhcp(g, 'iso-one');
@@ -32,7 +42,17 @@ describe('isolated and routed networks', () => {
   });
 
   test('a routed guest reaches the LAN with its own address as source', async () => {
-    await lab.kvmnetOk('net', 'define', 'rt', '--mode', 'routed', '--subnet', '10.30.0.0/24', '--bridge', 'virbr30');
+    await lab.kvmnetOk(
+      'net',
+      'define',
+      'rt',
+      '--mode',
+      'routed',
+      '--subnet',
+      '10.30.0.0/24',
+      '--bridge',
+      'virbr30',
+    );
     await lab.kvmnetOk('net', 'start', 'rt');
     await must('ip', ['-n', lab.lanNs, 'route', 'add', '10.30.0.0/24', 'via', HOST_LAN_IP]);
     const g = await lab.addGuest('rt1', 'virbr30');
@@ -46,7 +66,9 @@ describe('isolated and routed networks', () => {
 
   test('the isolated guest cannot reach the routed guest', async () => {
     const rtGuest = `${lab.name}-rt1`;
-    const ip = (await must('ip', ['-n', rtGuest, '-4', '-o', 'addr', 'show', 'eth0'])).match(/inet (\S+)\//)?.[1] ?? '';
+    const ip =
+      (await must('ip', ['-n', rtGuest, '-4', '-o', 'addr', 'show', 'eth0'])).match(/inet (\S+)\//)?.[1] ??
+      '';
     assert.equal(await lab.fetch(`${lab.name}-iso1`, `http://${ip}:8081/`), null);
   });
 

@@ -19,7 +19,13 @@ describe('default NAT network', () => {
   before(async () => {
     lab = await Lab.create('nat');
     // Acceptance 6: someone else's nft table with a rule, and an unrelated bridge.
-    await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'add table inet other; add chain inet other c; add rule inet other c tcp dport 9 counter accept']);
+    await must('ip', [
+      'netns',
+      'exec',
+      lab.hostNs,
+      'nft',
+      'add table inet other; add chain inet other c; add rule inet other c tcp dport 9 counter accept',
+    ]);
     await must('ip', ['-n', lab.hostNs, 'link', 'add', 'br-other', 'type', 'bridge']);
   });
   after(async () => {
@@ -27,10 +33,17 @@ describe('default NAT network', () => {
   });
 
   test('up makes virbr0 192.168.122.1/24 with dnsmasq (acceptance 1)', async () => {
-    const r = await lab.kvmnetJson<OpJson & { definitions: Array<{ network: string; change: string }> }>('up');
-    assert.deepEqual(r.definitions.map((d) => [d.network, d.change]), [['default', 'define']]);
+    const r = await lab.kvmnetJson<OpJson & { definitions: Array<{ network: string; change: string }> }>(
+      'up',
+    );
+    assert.deepEqual(
+      r.definitions.map((d) => [d.network, d.change]),
+      [['default', 'define']],
+    );
     assert.ok((r.plans[0]?.steps.length ?? 0) > 0);
-    const link = JSON.parse(await must('ip', ['-n', lab.hostNs, '-json', '-d', 'link', 'show', 'virbr0'])) as Array<{
+    const link = JSON.parse(
+      await must('ip', ['-n', lab.hostNs, '-json', '-d', 'link', 'show', 'virbr0']),
+    ) as Array<{
       flags: string[];
       linkinfo: { info_kind: string; info_data: { stp_state: number; forward_delay: number } };
     }>;
@@ -38,16 +51,26 @@ describe('default NAT network', () => {
     assert.equal(link[0]?.linkinfo.info_data.stp_state, 0);
     assert.equal(link[0]?.linkinfo.info_data.forward_delay, 0);
     assert.ok(link[0]?.flags.includes('UP'));
-    const addr = JSON.parse(await must('ip', ['-n', lab.hostNs, '-json', '-4', 'addr', 'show', 'virbr0'])) as Array<{
+    const addr = JSON.parse(
+      await must('ip', ['-n', lab.hostNs, '-json', '-4', 'addr', 'show', 'virbr0']),
+    ) as Array<{
       addr_info: Array<{ local: string; prefixlen: number }>;
     }>;
-    assert.deepEqual(addr[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`), ['192.168.122.1/24']);
+    assert.deepEqual(
+      addr[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+      ['192.168.122.1/24'],
+    );
     const fwd = await must('ip', ['netns', 'exec', lab.hostNs, 'cat', '/proc/sys/net/ipv4/ip_forward']);
     assert.equal(fwd.trim(), '1');
     const pids = await lab.pids(lab.hostNs);
     assert.equal(pids.length, 1, 'one dnsmasq runs in the host namespace');
-    const list = await lab.kvmnetJson<Array<{ name: string; state: string; bridge: string; autostart: boolean }>>('net', 'list');
-    assert.deepEqual(list.map((n) => [n.name, n.state, n.bridge, n.autostart]), [['default', 'active', 'virbr0', true]]);
+    const list = await lab.kvmnetJson<
+      Array<{ name: string; state: string; bridge: string; autostart: boolean }>
+    >('net', 'list');
+    assert.deepEqual(
+      list.map((n) => [n.name, n.state, n.bridge, n.autostart]),
+      [['default', 'active', 'virbr0', true]],
+    );
   });
 
   test('a guest gets a lease, resolves another guest by name, and reaches the LAN masqueraded (acceptance 1)', async () => {
@@ -79,7 +102,10 @@ describe('default NAT network', () => {
   test('up twice: the second plan is empty and nothing changes (acceptance 4)', async () => {
     const before = await lab.snapshot();
     const r = await lab.kvmnetJson<OpJson>('up');
-    assert.deepEqual(r.plans.map((p) => p.steps.length), [0]);
+    assert.deepEqual(
+      r.plans.map((p) => p.steps.length),
+      [0],
+    );
     const dry = await lab.kvmnetOk('up', '--dry-run');
     assert.match(dry, /nothing to do/);
     assert.deepEqual(await lab.snapshot(), before);
@@ -96,15 +122,24 @@ describe('default NAT network', () => {
     assert.doesNotMatch(plan, /ip link add/);
     await lab.kvmnetOk('net', 'start', 'default');
     const again = await lab.kvmnetJson<OpJson>('net', 'start', 'default');
-    assert.deepEqual(again.plans.map((p) => p.steps.length), [0]);
+    assert.deepEqual(
+      again.plans.map((p) => p.steps.length),
+      [0],
+    );
     assert.equal(await lab.fetch(g1, `http://${LAN_ROUTER}:8080/`), `lan sees ${HOST_LAN_IP}\n`);
   });
 
   test('down then up restores the same state; guests still work (acceptance 4)', async () => {
     const norm = async (): Promise<unknown> => {
       const s = await lab.snapshot();
-      const br = (s.links as Array<{ ifname: string; address: string; flags: string[] }>).find((l) => l.ifname === 'virbr0');
-      return { nft: s.nft, br: br && { address: br.address, flags: br.flags }, conf: s.files['/run/net/default/dnsmasq.conf'] };
+      const br = (s.links as Array<{ ifname: string; address: string; flags: string[] }>).find(
+        (l) => l.ifname === 'virbr0',
+      );
+      return {
+        nft: s.nft,
+        br: br && { address: br.address, flags: br.flags },
+        conf: s.files['/run/net/default/dnsmasq.conf'],
+      };
     };
     const before = await norm();
     await lab.kvmnetOk('down');
@@ -126,7 +161,9 @@ describe('default NAT network', () => {
     await lab.kvmnetOk('down');
     await lab.kvmnetOk('net', 'undefine', 'default');
     const s = await lab.snapshot();
-    const names = (s.links as Array<{ ifname: string; linkinfo?: { info_kind?: string } }>).filter((l) => l.linkinfo?.info_kind === 'bridge').map((l) => l.ifname);
+    const names = (s.links as Array<{ ifname: string; linkinfo?: { info_kind?: string } }>)
+      .filter((l) => l.linkinfo?.info_kind === 'bridge')
+      .map((l) => l.ifname);
     assert.deepEqual(names, ['br-other']);
     assert.doesNotMatch(s.nft, /kvmnet/);
     assert.match(s.nft, /tcp dport 9 counter/);

@@ -54,7 +54,20 @@ export class Lab {
         await must('ip', ['netns', 'add', ns]);
         await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
       }
-      await must('ip', ['-n', lab.hostNs, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', lab.lanNs]);
+      await must('ip', [
+        '-n',
+        lab.hostNs,
+        'link',
+        'add',
+        'eth1',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        lab.lanNs,
+      ]);
       await must('ip', ['-n', lab.hostNs, 'addr', 'add', `${HOST_LAN_IP}/24`, 'dev', 'eth1']);
       await must('ip', ['-n', lab.hostNs, 'link', 'set', 'eth1', 'up']);
       await must('ip', ['-n', lab.hostNs, 'route', 'add', 'default', 'via', LAN_ROUTER]);
@@ -73,13 +86,16 @@ export class Lab {
 
   /** Runs the real CLI inside the host namespace. */
   kvmnet(...args: string[]): Promise<RunResult> {
-    return run('ip', ['netns', 'exec', this.hostNs, process.execPath, join(REPO, 'bin/kvmnet'), ...args], { env: this.env() });
+    return run('ip', ['netns', 'exec', this.hostNs, process.execPath, join(REPO, 'bin/kvmnet'), ...args], {
+      env: this.env(),
+    });
   }
 
   /** Runs the CLI and fails the test with its output unless it exits 0. */
   async kvmnetOk(...args: string[]): Promise<string> {
     const r = await this.kvmnet(...args);
-    if (r.code !== 0) throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    if (r.code !== 0)
+      throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r.stdout;
   }
 
@@ -98,26 +114,64 @@ export class Lab {
     await must('ip', ['netns', 'add', ns]);
     this.guests.push(ns);
     await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await must('ip', ['-n', this.hostNs, 'link', 'add', hostSide, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await must('ip', [
+      '-n',
+      this.hostNs,
+      'link',
+      'add',
+      hostSide,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      ns,
+    ]);
     await must('ip', ['-n', this.hostNs, 'link', 'set', hostSide, 'master', bridge, 'up']);
     await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     return ns;
   }
 
   /** Runs busybox udhcpc in a guest namespace, sending `hostname`; returns the lease. */
-  async dhcp(ns: string, hostname: string): Promise<{ ip: string; mask: string; router: string; dns: string }> {
+  async dhcp(
+    ns: string,
+    hostname: string,
+  ): Promise<{ ip: string; mask: string; router: string; dns: string }> {
     const r = await this.exec(ns, [
-      'busybox', 'udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '6', '-T', '1',
-      '-x', `hostname:${hostname}`, '-s', join(REPO, 'test/fixtures/udhcpc.sh'),
+      'busybox',
+      'udhcpc',
+      '-i',
+      'eth0',
+      '-f',
+      '-q',
+      '-n',
+      '-t',
+      '6',
+      '-T',
+      '1',
+      '-x',
+      `hostname:${hostname}`,
+      '-s',
+      join(REPO, 'test/fixtures/udhcpc.sh'),
     ]);
     const m = /LEASE ip=(\S+) mask=(\S+) router=(\S+) dns=(\S+)/.exec(r.stdout);
-    if (r.code !== 0 || !m) throw new Error(`udhcpc in ${ns} got no lease (exit ${r.code}): ${r.stdout}${r.stderr}`);
+    if (r.code !== 0 || !m)
+      throw new Error(`udhcpc in ${ns} got no lease (exit ${r.code}): ${r.stdout}${r.stderr}`);
     return { ip: m[1] ?? '', mask: m[2] ?? '', router: m[3] ?? '', dns: m[4] ?? '' };
   }
 
   /** Starts the echo HTTP server in a namespace; it answers with the caller's address. */
   async server(ns: string, port: number, name: string): Promise<Tracked> {
-    const t = Tracked.start('ip', ['netns', 'exec', ns, process.execPath, join(REPO, 'test/fixtures/echo-server.mjs'), String(port), name]);
+    const t = Tracked.start('ip', [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      join(REPO, 'test/fixtures/echo-server.mjs'),
+      String(port),
+      name,
+    ]);
     this.tracked.push(t);
     await t.waitFor(/listening/);
     return t;
