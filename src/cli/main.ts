@@ -63,10 +63,12 @@ See docs/cli.md for every command and its JSON output.`,
 
   program
     .command('up')
+    .summary('define the default NAT network (first run) and start every autostart network')
     .description(
-      'First run: define the stock "default" NAT network (virbr0, 192.168.122.1/24, DHCP .2-.254, autostart;\n' +
-        'the next free 192.168.N.0/24 if the host already uses that subnet). Every run: start every autostart\n' +
-        'network, repairing any that drifted. What a host runs at boot.',
+      'First run (no kvmnet state yet): define the stock "default" NAT network - bridge virbr0, ' +
+        '192.168.122.1/24, DHCP .2-.254, autostart - or the next free 192.168.N.0/24 if the host already ' +
+        'uses that subnet (a note says so). Every run: start every autostart network, repairing any that ' +
+        'drifted; a network already as defined is left alone (the plan is empty). Run it at boot.',
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
@@ -76,6 +78,7 @@ See docs/cli.md for every command and its JSON output.`,
 
   program
     .command('down')
+    .summary('stop every running network (definitions kept)')
     .description(
       'Stop every running network. Definitions are kept; `kvmnet up` starts the autostart ones again.',
     )
@@ -87,10 +90,12 @@ See docs/cli.md for every command and its JSON output.`,
 
   program
     .command('apply')
+    .summary('make the stored definitions equal to a YAML file')
     .description(
-      'Make the stored definitions equal to a YAML file (as written by `kvmnet export`). Networks that run\n' +
-        'follow their new definitions; networks missing from the file are stopped and undefined. Networks are\n' +
-        'not started or stopped otherwise (autostart is for `kvmnet up`).',
+      'Make the stored definitions equal to a YAML file (as written by `kvmnet export`). Running networks ' +
+        'follow their new definitions; networks missing from the file are stopped and undefined. Nothing ' +
+        'else is started or stopped (autostart is for `kvmnet up`). The whole file is validated first: ' +
+        'one bad key or value and nothing changes.',
     )
     .requiredOption('-f, --file <file>', 'definitions file ("-" for standard input)')
     .option('--dry-run', 'print exactly the changes; change nothing', false)
@@ -112,6 +117,7 @@ See docs/cli.md for every command and its JSON output.`,
 
   program
     .command('export')
+    .summary('print the stored definitions as YAML')
     .description('Print the stored definitions as YAML for `kvmnet apply -f`.')
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action(async (o: { output?: string }) => {

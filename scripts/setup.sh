@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for kvmnet: the system tools it drives (iproute2, nftables,
+# dnsmasq), the tools its tests use (busybox, socat, curl, QEMU), the npm dependencies, and the
+# build (bin/kvmnet runs dist/). Needs root and Node.js >= 20.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "kvmnet needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The guest image build (test/lib/guest.ts) reads package lists with apt-get download.
+if [ ! -d /var/lib/apt/lists ] || [ -z "$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  apt-get update -qq
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+echo "setup: done (bin/kvmnet is ready)"
