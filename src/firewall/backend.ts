@@ -11,6 +11,8 @@ export interface AppliedFirewall {
 export interface FirewallObserved {
   table: boolean;
   skeletonOk: boolean;
+  /** Base chains whose type, hook, priority or policy differ from kvmnet's (re-created on repair). */
+  badBaseChains: string[];
   /** chain name -> comments of its rules, in order. */
   chains: Map<string, Array<string | undefined>>;
   /** "map|key" -> jump target (undefined for set elements). */

@@ -40,13 +40,24 @@ function keyText(k: unknown): string {
 
 /** Parses `nft -j list table` output into chains (rule comments) and map/set elements. */
 export function parseNftJson(json: unknown): FirewallObserved {
-  const obs: FirewallObserved = { table: false, skeletonOk: false, chains: new Map(), elements: new Map() };
+  const obs: FirewallObserved = {
+    table: false,
+    skeletonOk: false,
+    badBaseChains: [],
+    chains: new Map(),
+    elements: new Map(),
+  };
   if (json === null) return obs;
   obs.table = true;
   const items = (json as { nftables?: NftObj[] }).nftables ?? [];
   const maps = new Set<string>();
+  const decls = new Map<string, string>();
   for (const it of items) {
-    if (it.chain) obs.chains.set(String(it.chain.name), []);
+    if (it.chain) {
+      const c = it.chain;
+      obs.chains.set(String(c.name), []);
+      decls.set(String(c.name), JSON.stringify([c.type, c.hook, c.prio, c.policy]));
+    }
   }
   for (const it of items) {
     if (it.rule) {
@@ -70,11 +81,18 @@ export function parseNftJson(json: unknown): FirewallObserved {
     }
   }
   const tag = `kvmnet#${skeletonTag()}`;
+  for (const c of skeletonChains()) {
+    const d = decls.get(c.name);
+    if (d !== undefined && d !== JSON.stringify([c.json.type, c.json.hook, c.json.prio, c.json.policy]))
+      obs.badBaseChains.push(c.name);
+  }
   obs.skeletonOk =
+    obs.badBaseChains.length === 0 &&
     skeletonChains().every((c) => {
       const got = obs.chains.get(c.name);
       return got !== undefined && got.length === c.rules.length && got.every((x) => x === tag);
-    }) && [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name));
+    }) &&
+    [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name));
   return obs;
 }
 
@@ -96,6 +114,10 @@ export class NftablesBackend implements FirewallBackend {
     let script = '';
     if (!obs.table) reasons.push('table inet kvmnet is missing');
     else if (!obs.skeletonOk) reasons.push("base chains of table inet kvmnet differ from kvmnet's");
+    for (const c of obs.badBaseChains)
+      reasons.push(`base chain ${c} has another type, hook, priority or policy`);
+    // A base chain's hook or type cannot be changed in place: drop it and let the skeleton re-create it.
+    script += renderRemoval([], obs.badBaseChains);
     if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
 
     // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed).

@@ -1,6 +1,6 @@
 // The declarative definitions file (`kvmnet apply -f`, `kvmnet export`): YAML in, YAML out.
 // Parsing reports unknown keys and wrong types with the key's path and line.
-import { LineCounter, parseDocument, stringify, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
 import { inputError } from './errors.js';
 import { networkFileSchema, type NetworkDef, type NetworkInput } from './network.js';
@@ -14,12 +14,17 @@ const fileSchema = z
   })
   .strict();
 
+/** The line of the key at `path` (the key itself, not its value), or of its nearest parent. */
 function lineOf(doc: Document, lc: LineCounter, path: PropertyKey[]): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node: unknown = doc.getIn(path.slice(0, n), true);
-    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+  for (let n = path.length; n > 0; n--) {
+    const parent: unknown = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(path[n - 1]));
+      if (pair && isNode(pair.key) && pair.key.range) return lc.linePos(pair.key.range[0]).line;
+    }
   }
-  return undefined;
+  const root: unknown = doc.contents;
+  return isNode(root) && root.range ? lc.linePos(root.range[0]).line : undefined;
 }
 
 /** The key path zod names for an unknown key: the object's path plus the key. */
@@ -29,13 +34,23 @@ function issuePath(issue: z.core.$ZodIssue): PropertyKey[] {
   return p;
 }
 
-function describe(issue: z.core.$ZodIssue): { message: string; hint: string } {
-  const key = issuePath(issue).map(String).join('.') || '(top level)';
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  let v = raw;
+  for (const k of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+function describe(issue: z.core.$ZodIssue, raw: unknown): { message: string; hint: string } {
+  const path = issuePath(issue);
+  const key = path.map(String).join('.') || '(top level)';
+  if (issue.code !== 'unrecognized_keys' && path.length > 0 && valueAt(raw, path) === undefined) {
+    return { message: `missing key "${key}"`, hint: 'add it (see docs/cli.md, "The definitions file")' };
+  }
   switch (issue.code) {
     case 'unrecognized_keys':
       return {
         message: `unknown key "${key}"`,
-        hint: 'remove it or check its spelling (see docs/cli.md, "Definitions file")',
+        hint: 'remove it or check its spelling (see docs/cli.md, "The definitions file")',
       };
     case 'invalid_type':
       return { message: `key "${key}" must be ${issue.expected}`, hint: "fix the value's type" };
@@ -69,10 +84,11 @@ export function parseDefinitions(text: string, file: string): NetworkInput[] {
   const raw: unknown = doc.toJS() ?? {};
   const r = fileSchema.safeParse(raw);
   if (!r.success) {
-    const issue = r.error.issues[0];
+    // An unknown key is usually a misspelt one: report it before the "missing key" it causes.
+    const issue = r.error.issues.find((i) => i.code === 'unrecognized_keys') ?? r.error.issues[0];
     if (!issue) throw inputError('invalid-file', `${file}: not a kvmnet definitions file`, 'see docs/cli.md');
     const line = lineOf(doc, lc, issuePath(issue));
-    const d = describe(issue);
+    const d = describe(issue, raw);
     throw inputError('invalid-file', `${file}${line ? `:${line}` : ''}: ${d.message}`, d.hint);
   }
   const out: NetworkInput[] = [];

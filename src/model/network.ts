@@ -133,12 +133,16 @@ function parseAddr(field: string, text: string): number {
   return ip;
 }
 
-/** The default DHCP pool: every host address after the gateway (libvirt's .2-.254 for a /24). */
+/**
+ * The default DHCP pool: every host address after the gateway (libvirt's .2-.254 for a /24), or
+ * every host address before it when the gateway is the last host.
+ */
 export function defaultDhcp(subnet: Cidr, gateway: number): DhcpRange | null {
-  const first = gateway + 1;
-  const last = broadcastOf(subnet) - 1;
-  if (first > last) return null;
-  return { start: formatIpv4(first), end: formatIpv4(last) };
+  const firstHost = networkOf(subnet) + 1;
+  const lastHost = broadcastOf(subnet) - 1;
+  if (gateway + 1 <= lastHost) return { start: formatIpv4(gateway + 1), end: formatIpv4(lastHost) };
+  if (firstHost <= gateway - 1) return { start: formatIpv4(firstHost), end: formatIpv4(gateway - 1) };
+  return null;
 }
 
 /** Parses "a.b.c.d-e.f.g.h" as given to --dhcp-range. */

@@ -39,10 +39,19 @@ export interface NetworkFragment {
   tag: string;
 }
 
-const BASE_CHAINS: Array<{ name: string; decl: string; rules: string[] }> = [
+export interface BaseChain {
+  name: string;
+  decl: string;
+  /** How `nft -j` reports the declaration, for drift checks. */
+  json: { type: string; hook: string; prio: number; policy: string };
+  rules: string[];
+}
+
+const BASE_CHAINS: BaseChain[] = [
   {
     name: 'forward',
     decl: 'type filter hook forward priority filter; policy accept;',
+    json: { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' },
     // Traffic into a network is judged first, so a network's "in" rules also guard it from
     // other networks' guests; then traffic out of a network.
     rules: ['oifname vmap @fwd_in', 'iifname vmap @fwd_out'],
@@ -50,16 +59,19 @@ const BASE_CHAINS: Array<{ name: string; decl: string; rules: string[] }> = [
   {
     name: 'input',
     decl: 'type filter hook input priority filter; policy accept;',
+    json: { type: 'filter', hook: 'input', prio: 0, policy: 'accept' },
     rules: ['iifname vmap @host_in'],
   },
   {
     name: 'postrouting',
     decl: 'type nat hook postrouting priority srcnat; policy accept;',
+    json: { type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' },
     rules: ['iifname vmap @nat_out'],
   },
   {
     name: 'mangle_postrouting',
     decl: 'type filter hook postrouting priority mangle; policy accept;',
+    json: { type: 'filter', hook: 'postrouting', prio: -150, policy: 'accept' },
     rules: ['oifname @dhcp_bridges udp dport 68 udp checksum set 0'],
   },
 ];
@@ -82,9 +94,9 @@ export function skeletonTag(): string {
   return tagOf(JSON.stringify([BASE_CHAINS, BASE_MAPS, BASE_SETS]));
 }
 
-/** The skeleton's base chains with their rules, as the backend expects to observe them. */
-export function skeletonChains(): ChainSpec[] {
-  return BASE_CHAINS.map((c) => ({ name: c.name, rules: c.rules }));
+/** The skeleton's base chains, as the backend expects to observe them. */
+export function skeletonChains(): BaseChain[] {
+  return BASE_CHAINS;
 }
 
 /** Creates the table if missing and (re)writes the skeleton. Idempotent; keeps network chains and elements. */

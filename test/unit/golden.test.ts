@@ -1,0 +1,220 @@
+// Golden files: for each test/golden/<case>/network.yaml (one network), the rendered dnsmasq.conf
+// and nft.txt must equal the files beside it byte for byte. `UPDATE_GOLDEN=1` rewrites them
+// instead (then review the diff with git). The golden texts are also fed to the real tools:
+// `nft -c -f` in a throwaway network namespace, `dnsmasq --test`.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { driverFor } from '../../src/drivers/registry.js';
+import { parseDefinitions } from '../../src/model/definitions.js';
+import { buildNetwork, type NetworkDef } from '../../src/model/network.js';
+import { renderDnsmasqConf } from '../../src/render/dnsmasq.js';
+import { buildFragment, renderFragment, renderSkeleton } from '../../src/render/nft.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const GOLDEN = join(REPO, 'test/golden');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const REQUIRED = ['nat-default', 'nat-domain-range', 'nat-no-dhcp', 'isolated', 'routed', 'nat-slash16'];
+
+const CASES = readdirSync(GOLDEN, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
+
+function loadCase(name: string): NetworkDef {
+  const file = join(GOLDEN, name, 'network.yaml');
+  const inputs = parseDefinitions(readFileSync(file, 'utf8'), relative(REPO, file));
+  assert.equal(inputs.length, 1, `${relative(REPO, file)} must define exactly one network`);
+  const input = inputs[0];
+  assert.ok(input);
+  return buildNetwork({ ...input, bridge: input.bridge ?? 'virbr9' }, { others: [] });
+}
+
+function renderCase(def: NetworkDef): Record<'dnsmasq.conf' | 'nft.txt', string> {
+  const n = def.name;
+  return {
+    'dnsmasq.conf': renderDnsmasqConf(def, {
+      pidFile: `/run/kvmnet/net/${n}/dnsmasq.pid`,
+      leaseFile: `/var/lib/kvmnet/leases/${n}.leases`,
+      dhcpHostsFile: `/run/kvmnet/net/${n}/dhcp-hosts`,
+      hostsFile: `/run/kvmnet/net/${n}/hosts`,
+    }),
+    'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def))),
+  };
+}
+
+/**
+ * A line diff (longest common subsequence) with two lines of context: "-" only in the golden file,
+ * "+" only in the rendered text, each with its line number in the golden / rendered text.
+ */
+function lineDiff(expected: string, actual: string): string {
+  const a = expected.split('\n');
+  const b = actual.split('\n');
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    }
+  }
+  const ops: Array<{ op: ' ' | '-' | '+'; text: string; old?: number; now?: number }> = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ op: ' ', text: a[i]!, old: ++i, now: ++j });
+    else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!))
+      ops.push({ op: '-', text: a[i]!, old: ++i });
+    else ops.push({ op: '+', text: b[j]!, now: ++j });
+  }
+  const near = (k: number): boolean => ops.slice(Math.max(0, k - 2), k + 3).some((o) => o.op !== ' ');
+  const num = (n: number | undefined): string => (n === undefined ? '' : String(n)).padStart(4);
+  const out: string[] = [];
+  let skipped = false;
+  ops.forEach((o, k) => {
+    if (!near(k)) {
+      skipped = true;
+      return;
+    }
+    if (skipped) out.push('  ...');
+    skipped = false;
+    // JSON quoting makes tabs and carriage returns visible, and trailing blanks are shown as dots.
+    const shown = JSON.stringify(o.text)
+      .slice(1, -1)
+      .replace(/ +$/, (m) => '·'.repeat(m.length));
+    out.push(`${o.op}${num(o.old)}${num(o.now)} | ${shown}`);
+  });
+  return out.join('\n');
+}
+
+describe('golden files', () => {
+  test('the required cases exist', () => {
+    for (const c of REQUIRED) assert.ok(CASES.includes(c), `test/golden/${c}/ is missing`);
+  });
+
+  for (const name of CASES) {
+    test(name, () => {
+      const rendered = renderCase(loadCase(name));
+      const stale: string[] = [];
+      for (const [file, text] of Object.entries(rendered)) {
+        const path = join(GOLDEN, name, file);
+        if (UPDATE) {
+          writeFileSync(path, text);
+          continue;
+        }
+        if (!existsSync(path)) {
+          stale.push(`test/golden/${name}/${file} does not exist`);
+          continue;
+        }
+        const want = readFileSync(path, 'utf8');
+        if (want !== text) {
+          stale.push(
+            `test/golden/${name}/${file} differs (- golden only, + rendered only; line numbers: golden, rendered):\n${lineDiff(want, text)}`,
+          );
+        }
+      }
+      if (stale.length > 0) {
+        assert.fail(
+          `${stale.join('\n\n')}\n\nIf the change is intended: UPDATE_GOLDEN=1 node --test dist/test/unit/golden.test.js, then review git diff test/golden`,
+        );
+      }
+    });
+  }
+});
+
+describe('lineDiff', () => {
+  test('marks removed and added lines with their line numbers, two lines of context around them', () => {
+    const want = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].join('\n');
+    const got = ['a', 'b', 'c', 'd', 'E', 'f', 'g', 'h', 'i'].join('\n');
+    assert.equal(
+      lineDiff(want, got),
+      [
+        '  ...',
+        '    3   3 | c',
+        '    4   4 | d',
+        '-   5     | e',
+        '+       5 | E',
+        '    6   6 | f',
+        '    7   7 | g',
+        '    8   8 | h',
+        '+       9 | i',
+      ].join('\n'),
+    );
+  });
+
+  test('shows invisible differences (trailing blanks, tabs) escaped', () => {
+    assert.equal(
+      lineDiff('x \ny\tz', 'x\ny z'),
+      ['-   1     | x·', '-   2     | y\\tz', '+       1 | x', '+       2 | y z'].join('\n'),
+    );
+  });
+
+  test('equal texts: no output', () => {
+    assert.equal(lineDiff('a\nb\n', 'a\nb\n'), '');
+  });
+});
+
+describe('golden files are accepted by the real tools', () => {
+  const ns = `ut-${process.pid}-golden`;
+  const run = (cmd: string, args: string[]): { code: number | null; out: string } => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return { code: r.status, out: `${r.stdout}${r.stderr}`.trim() };
+  };
+
+  before(() => {
+    const r = run('ip', ['netns', 'add', ns]);
+    assert.equal(r.code, 0, `ip netns add ${ns}: ${r.out}`);
+  });
+  after(() => {
+    const r = run('ip', ['netns', 'del', ns]);
+    assert.equal(r.code, 0, `ip netns del ${ns}: ${r.out}`);
+  });
+
+  for (const name of CASES) {
+    test(`${name}: nft -c -f nft.txt`, () => {
+      const file = join(GOLDEN, name, 'nft.txt');
+      const r = run('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', file]);
+      assert.equal(r.code, 0, `nft -c -f ${relative(REPO, file)}: ${r.out}`);
+      assert.equal(r.out, '');
+    });
+
+    test(`${name}: dnsmasq --test`, () => {
+      const file = join(GOLDEN, name, 'dnsmasq.conf');
+      const r = run('dnsmasq', ['--test', `--conf-file=${file}`]);
+      assert.equal(r.code, 0, `dnsmasq --test --conf-file=${relative(REPO, file)}: ${r.out}`);
+      assert.equal(r.out, 'dnsmasq: syntax check OK.');
+    });
+  }
+
+  test('nft -c really checks: a broken copy is refused', () => {
+    const file = join(GOLDEN, 'nat-default', 'nft.txt');
+    const broken = readFileSync(file, 'utf8').replace(
+      'masquerade to :1024-65535',
+      'masquerade too :1024-65535',
+    );
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', '-'], {
+      encoding: 'utf8',
+      input: broken,
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /syntax error/);
+  });
+
+  test('dnsmasq --test really checks: an unknown option is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvmnet-golden-'));
+    try {
+      const conf = join(dir, 'dnsmasq.conf');
+      writeFileSync(
+        conf,
+        readFileSync(join(GOLDEN, 'nat-default', 'dnsmasq.conf'), 'utf8') + 'dhcp-rnage=1.2.3.4\n',
+      );
+      const r = run('dnsmasq', ['--test', `--conf-file=${conf}`]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /bad option at line 15 of /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
