@@ -134,9 +134,9 @@ Examples:
   );
   simple(
     'undefine',
-    'Remove a network definition (and its lease file). A running network is refused unless --force.',
+    'Remove a network definition (and its lease file). A running network, or one with ports, is refused unless --force, which stops it and removes its ports.',
     (e, n, o) => e.undefine(n, o),
-    (c) => c.option('--force', 'stop the network first if it runs', false),
+    (c) => c.option('--force', 'stop the network first and remove its ports', false),
   );
   simple(
     'autostart',

@@ -15,13 +15,24 @@ import {
   type NetworkDef,
   type NetworkInput,
 } from '../model/network.js';
-import { exists, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
+import { exists, firstUntraversable, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
 import { acquireLock } from './lock.js';
 import { hostUsage, observe } from './observe.js';
 import { Paths } from './paths.js';
 import { planStart, planStop, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
 import { Store, type AppliedNetwork, type StateData } from './store.js';
+import {
+  buildPort,
+  portId,
+  qemuArgs,
+  tapMac,
+  type LinkState,
+  type PortDef,
+  type PortInput,
+} from '../model/port.js';
+import { readLeases, type Lease } from './leases.js';
+import { planPorts } from './plan.js';
 
 export interface EngineOptions {
   paths: Paths;
@@ -180,6 +191,14 @@ export class Engine {
         plans: [],
         notes: [],
       };
+      const ports = portsOf(state, name);
+      if (ports.length && !opts.force) {
+        throw inputError(
+          'network-has-ports',
+          `network "${name}" still has ${ports.length} port${ports.length === 1 ? '' : 's'} (${ports.map((p) => portId(p)).join(', ')})`,
+          'remove them with `kvmnet port del`, or pass --force to remove them with the network',
+        );
+      }
       if (applied) {
         if (!opts.force) {
           throw inputError(
@@ -190,8 +209,10 @@ export class Engine {
         }
         result.plans.push(await this.stopLocked(name, opts.dryRun));
       }
+      if (ports.length) result.plans.push(await this.deleteTaps(name, ports, opts.dryRun));
       if (opts.dryRun) return result;
       delete state.networks[name];
+      for (const p of ports) delete state.ports[p.name];
       await this.store.save(state);
       await removePath(this.paths.leaseFile(name));
       await removeIfEmpty(this.paths.leasesDir);
@@ -316,6 +337,16 @@ export class Engine {
         }
       }
       const removed = Object.keys(state.networks).filter((n) => !next[n]);
+      for (const n of removed) {
+        const ports = portsOf(state, n);
+        if (ports.length) {
+          throw inputError(
+            'network-has-ports',
+            `the file leaves out network "${n}", which still has ports (${ports.map((p) => portId(p)).join(', ')})`,
+            'remove its ports with `kvmnet port del` first, or keep the network in the file',
+          );
+        }
+      }
       for (const n of removed) result.definitions.push({ network: n, change: 'undefine', details: [] });
       if (result.definitions.length === 0) return result;
 
@@ -332,6 +363,190 @@ export class Engine {
       }
       return result;
     });
+  }
+
+  // ---- ports ---------------------------------------------------------------------------------
+
+  async portList(network?: string): Promise<PortView[]> {
+    const state = await this.store.load();
+    if (network !== undefined) Engine.getDef(state, network);
+    return Object.values(state.ports)
+      .filter((p) => network === undefined || p.network === network)
+      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+      .map(portView);
+  }
+
+  /** Adds a port: its tap is created now (plugged in if the network runs), its reservation served at once. */
+  async portAdd(input: PortInput, opts: { dryRun: boolean }): Promise<OpResult & { port: PortView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const net = Engine.getDef(state, input.network);
+      const obs = await this.observeFor([], []);
+      const port = buildPort(input, {
+        net,
+        ports: Object.values(state.ports),
+        links: new Set(obs.links.keys()),
+      });
+      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      const plans = await this.syncNetwork(next, net.name, opts.dryRun);
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
+    });
+  }
+
+  /** Removes a port and its tap (a guest still using it loses its cable). */
+  async portDel(
+    ref: string,
+    network: string | undefined,
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { port: PortView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const port = Engine.resolvePort(state, ref, network);
+      const next: StateData = { ...state, ports: { ...state.ports } };
+      delete next.ports[port.name];
+      const plans = [await this.deleteTaps(port.network, [port], opts.dryRun)];
+      plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun)));
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
+    });
+  }
+
+  /** Pulls (down) or plugs (up) a port's cable. */
+  async portLink(
+    ref: string,
+    network: string | undefined,
+    link: LinkState,
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { port: PortView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const port = { ...Engine.resolvePort(state, ref, network), link };
+      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      const plans = await this.syncNetwork(next, port.network, opts.dryRun);
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
+    });
+  }
+
+  /** Leases from dnsmasq's lease files, with the VM and port that own each MAC. */
+  async leases(
+    network?: string,
+  ): Promise<Array<Lease & { network: string; vm: string | null; port: string | null }>> {
+    const state = await this.store.load();
+    const nets = network === undefined ? Object.values(state.networks) : [Engine.getDef(state, network)];
+    const byMac = new Map(Object.values(state.ports).map((p) => [`${p.network}|${p.mac}`, p]));
+    const out: Array<Lease & { network: string; vm: string | null; port: string | null }> = [];
+    for (const n of nets.sort((a, b) => a.name.localeCompare(b.name))) {
+      for (const l of await readLeases(this.paths.leaseFile(n.name))) {
+        const p = byMac.get(`${n.name}|${l.mac}`);
+        out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p?.name ?? null });
+      }
+    }
+    return out;
+  }
+
+  /** Every network with its bridge and ports (like `brctl show`, with VM names, addresses and link state). */
+  async show(): Promise<ShowNetwork[]> {
+    const state = await this.store.load();
+    const applied = new Map((await this.store.listApplied()).map((a) => [a.network, a]));
+    const links = new Map((await this.host.links()).map((l) => [l.ifname, l]));
+    const out: ShowNetwork[] = [];
+    for (const n of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
+      const leases = new Map((await readLeases(this.paths.leaseFile(n.name))).map((l) => [l.mac, l]));
+      out.push({
+        network: n.name,
+        mode: n.mode,
+        bridge: n.bridge,
+        subnet: n.subnet,
+        gateway: n.gateway,
+        state: stateOf(applied.get(n.name)),
+        ports: portsOf(state, n.name).map((p) => {
+          const link = links.get(p.name);
+          const lease = leases.get(p.mac);
+          return {
+            port: p.name,
+            id: portId(p),
+            vm: p.vm,
+            mac: p.mac,
+            tapMac: tapMac(p.mac),
+            ip: p.ip ?? lease?.ip ?? null,
+            ipSource: p.ip !== undefined ? 'reservation' : lease ? 'lease' : null,
+            link: p.link,
+            plugged: link?.master === n.bridge,
+            carrier:
+              link !== undefined && !link.flags.includes('NO-CARRIER') && link.flags.includes('LOWER_UP'),
+          };
+        }),
+      });
+    }
+    return out;
+  }
+
+  private static resolvePort(state: StateData, ref: string, network: string | undefined): PortDef {
+    if (network !== undefined) Engine.getDef(state, network);
+    const all = Object.values(state.ports).filter((p) => network === undefined || p.network === network);
+    const exact = all.find((p) => p.name === ref || portId(p) === ref);
+    if (exact) return exact;
+    const ofVm = all.filter((p) => p.vm === ref);
+    if (ofVm.length === 1 && ofVm[0]) return ofVm[0];
+    if (ofVm.length > 1) {
+      throw inputError(
+        'ambiguous-port',
+        `VM "${ref}" has ${ofVm.length} ports${network ? ` on "${network}"` : ''}: ${ofVm.map((p) => `${portId(p)} (${p.name} on ${p.network})`).join(', ')}`,
+        network === undefined
+          ? 'name one: its tap (vnetN), VM/netN, or add --network'
+          : 'name one: its tap (vnetN) or VM/netN',
+      );
+    }
+    throw inputError(
+      'unknown-port',
+      `no port or VM named "${ref}"${network ? ` on network "${network}"` : ''}`,
+      'see `kvmnet port list`',
+    );
+  }
+
+  /** Brings a network's host objects in line with `state`: a full reconcile if it runs, its taps if not. */
+  private async syncNetwork(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
+    if (await this.store.loadApplied(name)) return this.startLocked(state, name, dryRun);
+    const obs = await this.observeFor([], []);
+    const plan: NetworkPlan = {
+      network: name,
+      action: 'update',
+      steps: planPorts(portsOf(state, name), null, obs),
+    };
+    if (!dryRun) await this.runAtomically(plan);
+    return [plan];
+  }
+
+  private async deleteTaps(network: string, ports: PortDef[], dryRun: boolean): Promise<NetworkPlan> {
+    const obs = await this.observeFor([], []);
+    const present = ports.filter((p) => obs.links.has(p.name));
+    const steps: Step[] = present.map((p) => ({
+      kind: 'ip',
+      why: `delete port ${portId(p)}`,
+      lines: [`link del ${p.name}`],
+      undo: [],
+    }));
+    const plan: NetworkPlan = { network, action: 'update', steps };
+    if (!dryRun) await this.runAtomically(plan);
+    return plan;
+  }
+
+  /** Runs a plan's steps; on failure undoes what ran and reports it. */
+  private async runAtomically(plan: NetworkPlan): Promise<void> {
+    const reverter = new Reverter();
+    try {
+      await this.execute(plan.steps, reverter, () => {});
+    } catch (e) {
+      const undoFailures = await reverter.revert();
+      throw failure(
+        'apply-failed',
+        `${e instanceof Error ? e.message : String(e)}; ${undoFailures.length ? `rollback incomplete: ${undoFailures.join('; ')}` : 'everything it did was rolled back'}`,
+        { cause: e },
+      );
+    }
+    reverter.success();
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -387,10 +602,25 @@ export class Engine {
     const allApplied = await this.store.listApplied();
     const obs = await this.observeFor([def], applied ? [applied] : []);
     this.checkStartable(def, obs, applied, allApplied);
-    const { plan, firewall } = planStart(def, driver, obs, applied, {
-      paths: this.paths,
-      firewall: this.firewall,
-    });
+    const closed = await firstUntraversable(this.paths.netRunDir(name));
+    if (closed !== null) {
+      throw failure(
+        'run-dir-closed',
+        `dnsmasq could not read its files: directory ${closed} is not searchable by other users`,
+        {
+          hint: `dnsmasq drops root after start-up; run \`chmod o+x ${closed}\` or use another --run-dir`,
+        },
+      );
+    }
+    const ports = portsOf(state, name);
+    const { plan, firewall } = planStart(
+      def,
+      driver,
+      obs,
+      applied,
+      { paths: this.paths, firewall: this.firewall },
+      ports,
+    );
     plans.push(plan);
     if (dryRun) return plans;
     const unchanged = applied?.state === 'active' && JSON.stringify(applied.def) === JSON.stringify(def);
@@ -444,7 +674,7 @@ export class Engine {
       );
     }
     reverter.success();
-    await this.verify(def, rec);
+    await this.verify(def, rec, ports);
     return plans;
   }
 
@@ -478,12 +708,16 @@ export class Engine {
     }
   }
 
-  private async verify(def: NetworkDef, rec: AppliedNetwork): Promise<void> {
+  private async verify(def: NetworkDef, rec: AppliedNetwork, ports: PortDef[]): Promise<void> {
     const obs = await this.observeFor([def], [rec]);
-    const { plan } = planStart(def, driverFor(def.mode), obs, rec, {
-      paths: this.paths,
-      firewall: this.firewall,
-    });
+    const { plan } = planStart(
+      def,
+      driverFor(def.mode),
+      obs,
+      rec,
+      { paths: this.paths, firewall: this.firewall },
+      ports,
+    );
     if (plan.steps.length > 0) {
       throw failure(
         'verify-failed',
@@ -577,6 +811,47 @@ export class Engine {
       }
     }
   }
+}
+
+export function portsOf(state: StateData, network: string): PortDef[] {
+  return Object.values(state.ports)
+    .filter((p) => p.network === network)
+    .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+}
+
+export interface PortView extends PortDef {
+  id: string;
+  tapMac: string;
+  qemu: string[];
+}
+
+export function portView(p: PortDef): PortView {
+  return { ...p, id: portId(p), tapMac: tapMac(p.mac), qemu: qemuArgs(p) };
+}
+
+export interface ShowPort {
+  port: string;
+  id: string;
+  vm: string;
+  mac: string;
+  tapMac: string;
+  ip: string | null;
+  ipSource: 'reservation' | 'lease' | null;
+  link: LinkState;
+  /** The tap exists and is plugged into the bridge. */
+  plugged: boolean;
+  /** A guest (QEMU) holds the tap open: the kernel reports carrier. */
+  carrier: boolean;
+}
+
+export interface ShowNetwork {
+  network: string;
+  mode: NetworkDef['mode'];
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  state: NetworkState;
+  ports: ShowPort[];
 }
 
 function stateOf(applied: AppliedNetwork | undefined): NetworkState {

@@ -1,9 +1,9 @@
 // Small file helpers: atomic write (write, fsync, rename) and tolerant reads/removals.
-import { access, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {
@@ -44,4 +44,25 @@ export async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The first existing directory on the way to `path` that other users cannot traverse (no o+x), or
+ * null. dnsmasq drops root after start-up and re-reads its hosts files on SIGHUP as that user.
+ */
+export async function firstUntraversable(path: string): Promise<string | null> {
+  const chain: string[] = [];
+  for (let p = path; ; p = dirname(p)) {
+    chain.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  for (const dir of chain) {
+    try {
+      const st = await stat(dir);
+      if (st.isDirectory() && (st.mode & 0o001) === 0) return dir;
+    } catch {
+      return null; // the rest does not exist yet; kvmnet creates it 0755
+    }
+  }
+  return null;
 }

@@ -27,7 +27,7 @@ export async function observe(
   for (const k of SYSCTLS) sysctls.set(k, await host.sysctlGet(k));
   const files = new Map<string, string | null>();
   for (const def of scope.defs) {
-    for (const path of dnsmasqFiles(def, paths).keys()) files.set(path, await readOrNull(path));
+    for (const path of dnsmasqFiles(def, paths, []).keys()) files.set(path, await readOrNull(path));
   }
   const procs = new Map<number, string[] | null>();
   for (const rec of scope.applied) {

@@ -6,6 +6,7 @@ import type { AddrInfo, LinkInfo, RouteInfo } from '../host/host.js';
 import type { NetworkDriver } from '../drivers/driver.js';
 import { parseCidr } from '../model/ipv4.js';
 import type { NetworkDef } from '../model/network.js';
+import { renderDhcpHosts, renderHosts, tapMac, type PortDef } from '../model/port.js';
 import { renderDnsmasqConf } from '../render/dnsmasq.js';
 import type { Paths } from './paths.js';
 import type { AppliedNetwork } from './store.js';
@@ -22,7 +23,8 @@ export type Step =
 
 export interface NetworkPlan {
   network: string;
-  action: 'start' | 'stop';
+  /** start: bring up a stopped network; update: bring a running one (or a stopped one's ports) in line; stop. */
+  action: 'start' | 'update' | 'stop';
   steps: Step[];
 }
 
@@ -44,7 +46,7 @@ export interface PlanContext {
   firewall: FirewallBackend;
 }
 
-export function dnsmasqFiles(def: NetworkDef, paths: Paths): Map<string, string> {
+export function dnsmasqFiles(def: NetworkDef, paths: Paths, ports: PortDef[]): Map<string, string> {
   const conf = renderDnsmasqConf(def, {
     pidFile: paths.dnsmasqPid(def.name),
     leaseFile: paths.leaseFile(def.name),
@@ -53,8 +55,8 @@ export function dnsmasqFiles(def: NetworkDef, paths: Paths): Map<string, string>
   });
   return new Map([
     [paths.dnsmasqConf(def.name), conf],
-    [paths.dhcpHostsFile(def.name), ''],
-    [paths.hostsFile(def.name), ''],
+    [paths.dhcpHostsFile(def.name), renderDhcpHosts(ports)],
+    [paths.hostsFile(def.name), renderHosts(ports)],
   ]);
 }
 
@@ -70,6 +72,7 @@ export function planStart(
   obs: Observed,
   applied: AppliedNetwork | undefined,
   ctx: PlanContext,
+  ports: PortDef[],
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
   const steps: Step[] = [];
   const br = def.bridge;
@@ -127,6 +130,8 @@ export function planStart(
       steps.push({ kind: 'sysctl', why: `${key} is ${obs.sysctls.get(key) ?? '?'}`, key, value });
   }
 
+  steps.push(...planPorts(ports, br, obs));
+
   const fw = ctx.firewall.planNetwork(driver.firewall(def), applied?.firewall, obs.fw);
   if (fw.script !== '')
     steps.push({
@@ -136,7 +141,7 @@ export function planStart(
       undo: fw.undo,
     });
 
-  const files = dnsmasqFiles(def, ctx.paths);
+  const files = dnsmasqFiles(def, ctx.paths, ports);
   let confChanged = false;
   let hostsChanged = false;
   for (const [path, content] of files) {
@@ -168,7 +173,57 @@ export function planStart(
   } else if (hostsChanged) {
     steps.push({ kind: 'dnsmasq-reload', why: 'host reservations changed', pid });
   }
-  return { plan: { network: def.name, action: 'start', steps }, firewall: fw.applied };
+  const action = applied?.state === 'active' ? 'update' : 'start';
+  return { plan: { network: def.name, action, steps }, firewall: fw.applied };
+}
+
+/**
+ * Plans the taps of a network's ports: created if missing (persistent, vnet_hdr for virtio), MAC
+ * fe:…, plugged into `bridge` (null: the network is stopped, the tap waits unplugged), and the
+ * link state the user asked for.
+ */
+export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed): Step[] {
+  const steps: Step[] = [];
+  for (const p of ports) {
+    const link = obs.links.get(p.name);
+    const mac = tapMac(p.mac);
+    const lines: string[] = [];
+    const undo: string[] = [];
+    const why: string[] = [];
+    if (!link) {
+      lines.push(`tuntap add dev ${p.name} mode tap vnet_hdr`, `link set dev ${p.name} address ${mac}`);
+      undo.push(`link del ${p.name}`);
+      why.push('tap missing');
+    } else if (link.address !== mac) {
+      lines.push(`link set dev ${p.name} address ${mac}`);
+      undo.push(`link set dev ${p.name} address ${link.address}`);
+      why.push(`mac ${link.address}, expected ${mac}`);
+    }
+    if (bridge !== null && link?.master !== bridge) {
+      lines.push(`link set dev ${p.name} master ${bridge}`);
+      if (link)
+        undo.push(
+          link.master ? `link set dev ${p.name} master ${link.master}` : `link set dev ${p.name} nomaster`,
+        );
+      why.push(
+        link?.master ? `plugged into ${link.master}, expected ${bridge}` : `not plugged into ${bridge}`,
+      );
+    }
+    const isUp = link?.flags.includes('UP') ?? false;
+    if ((p.link === 'up') !== isUp) {
+      lines.push(`link set dev ${p.name} ${p.link}`);
+      if (link) undo.push(`link set dev ${p.name} ${isUp ? 'up' : 'down'}`);
+      if (link) why.push(`link ${isUp ? 'up' : 'down'}, expected ${p.link}`);
+    }
+    if (lines.length)
+      steps.push({
+        kind: 'ip',
+        why: `port ${p.vm}/net${p.index} (${p.name}): ${why.join(', ') || 'create'}`,
+        lines,
+        undo: undo.reverse(),
+      });
+  }
+  return steps;
 }
 
 /** Plans a running (or half-started) network out of existence, from its applied record. */

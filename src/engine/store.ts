@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import type { AppliedFirewall } from '../firewall/backend.js';
 import { failure } from '../model/errors.js';
 import type { NetworkDef } from '../model/network.js';
+import type { PortDef } from '../model/port.js';
 import { readOrNull, removePath, writeAtomic } from './fsutil.js';
 import type { Paths } from './paths.js';
 
@@ -14,6 +15,8 @@ export interface StateData {
   /** Set once `kvmnet up` has created the stock default network, so it is not created again. */
   initialized: boolean;
   networks: Record<string, NetworkDef>;
+  /** Ports by tap name. */
+  ports: Record<string, PortDef>;
 }
 
 export interface AppliedNetwork {
@@ -34,7 +37,7 @@ export class Store {
 
   async load(): Promise<StateData> {
     const raw = await readOrNull(this.paths.stateFile);
-    if (raw === null) return { version: STATE_VERSION, initialized: false, networks: {} };
+    if (raw === null) return { version: STATE_VERSION, initialized: false, networks: {}, ports: {} };
     let data: StateData;
     try {
       data = JSON.parse(raw) as StateData;
@@ -53,6 +56,7 @@ export class Store {
         },
       );
     }
+    data.ports ??= {};
     return data;
   }
 

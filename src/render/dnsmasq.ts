@@ -30,6 +30,9 @@ export function renderDnsmasqConf(def: NetworkDef, paths: DnsmasqPaths): string 
     'except-interface=lo',
     'bind-dynamic',
     `interface=${def.bridge}`,
+    // Plain names (VM names) are answered here and never forwarded upstream: a guest's AAAA lookup
+    // of another VM's name must not wait on (or leak to) the host's resolvers.
+    'domain-needed',
   ];
   if (def.domain !== undefined) {
     // Answer for the network's own domain locally, never forward it upstream.

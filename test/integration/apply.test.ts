@@ -73,7 +73,7 @@ describe('apply and export', () => {
     ]);
     // The only host change: lab's dnsmasq gets the new range (lab runs; iso and rt do not).
     const plans = out.split('\n').filter((l) => l.startsWith('# network '));
-    assert.deepEqual(plans, ['# network lab: start']);
+    assert.deepEqual(plans, ['# network lab: update']);
     assert.match(out, /^dhcp-range=10\.10\.0\.100,10\.10\.0\.254,255\.255\.255\.0$/m);
     assert.match(out, /^# dnsmasq-stop: its configuration changed$/m);
     assert.doesNotMatch(out, /^ip /m, 'the bridge is left alone');

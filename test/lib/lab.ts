@@ -2,7 +2,7 @@
 // eth1 is a veth to the LAN), a LAN namespace with a router at 192.168.100.254, and guest
 // namespaces plugged into kvmnet bridges by veth. Everything is created inside namespaces the lab
 // owns and removed by destroy(); the root namespace is never touched.
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +49,8 @@ export class Lab {
   static async create(short: string): Promise<Lab> {
     const name = `${LAB_PREFIX}${process.pid % 100000}-${short}`;
     const lab = new Lab(name, await mkdtemp(join(tmpdir(), `kvmnet-${short}-`)));
+    // Like /var/lib and /run: dnsmasq, once it dropped root, must reach its hosts files.
+    await chmod(lab.dir, 0o755);
     try {
       for (const ns of [lab.hostNs, lab.lanNs]) {
         await must('ip', ['netns', 'add', ns]);

@@ -1,0 +1,173 @@
+// `kvmnet port ...`, `kvmnet leases`, `kvmnet show`: VM ports, DHCP leases and the whole picture.
+import type { Command } from 'commander';
+import type { PortView, ShowNetwork } from '../engine/engine.js';
+import { inputError } from '../model/errors.js';
+import type { PortInput } from '../model/port.js';
+import type { CliContext } from './context.js';
+import { json, renderResult, table } from './output.js';
+
+function portLine(p: PortView): string {
+  return `${p.name}  ${p.vm}  ${p.mac}  tap ${p.tapMac}${p.ip ? `  ${p.ip}` : ''}\nqemu: ${p.qemu.join(' ')}\n`;
+}
+
+const REF_HELP = 'a VM name (if it has one port, or one on --network), VM/netN, or the tap name (vnetN)';
+
+export function registerPort(program: Command, ctx: CliContext): void {
+  const port = program
+    .command('port')
+    .summary('VM ports: taps that know their VM')
+    .description(
+      'Ports are persistent tap devices (vnetN) that kvmnet creates and QEMU opens by name. Each belongs to a VM; ' +
+        "the tap's MAC is the guest's with the first byte set to fe. A VM's ports are VM/net0, VM/net1, ... across networks.",
+    );
+
+  port
+    .command('add')
+    .argument('<network>', 'network name')
+    .requiredOption('--vm <name>', "the VM (a DNS label: it becomes the guest's name in the network's DNS)")
+    .option('--mac <mac>', "the guest's MAC (default: a random unique 52:54:00:xx:xx:xx)")
+    .option('--ip <ip>', 'static DHCP reservation and DNS name on the network')
+    .option('--model <device>', 'QEMU NIC model for the printed command line', 'virtio-net-pci')
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .description(
+      'Add a port: create its tap (plugged into the bridge if the network runs) and, with --ip, a reservation that ' +
+        'dnsmasq serves at once (hosts file + SIGHUP). Prints the QEMU arguments that use it.',
+    )
+    .addHelpText(
+      'after',
+      `
+Rules: the guest MAC must be unicast, must not start with fe and must not be used by another port. The
+reservation must be a host address of the subnet other than the gateway, not reserved by another port,
+inside or outside the DHCP pool, on a network that has DHCP.
+
+Example:
+  kvmnet port add default --vm kvm1 --mac 52:54:00:60:e4:6a --ip 192.168.122.50
+  vnet0  kvm1  52:54:00:60:e4:6a  tap fe:54:00:60:e4:6a  192.168.122.50
+  qemu: -netdev tap,id=net0,ifname=vnet0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=52:54:00:60:e4:6a`,
+    )
+    .action(
+      async (
+        network: string,
+        o: { vm: string; mac?: string; ip?: string; model: string; dryRun: boolean },
+      ) => {
+        const input: PortInput = { network, vm: o.vm, model: o.model };
+        if (o.mac !== undefined) input.mac = o.mac;
+        if (o.ip !== undefined) input.ip = o.ip;
+        const r = await ctx.engine().portAdd(input, { dryRun: o.dryRun });
+        if (ctx.json()) return ctx.print(json(r));
+        ctx.print((o.dryRun ? renderResult(r) : '') + portLine(r.port));
+      },
+    );
+
+  port
+    .command('list')
+    .argument('[network]', 'only this network')
+    .description('List ports with their VM, MACs, reservation and link state.')
+    .action(async (network?: string) => {
+      const ports = await ctx.engine().portList(network);
+      if (ctx.json()) return ctx.print(json(ports));
+      ctx.print(
+        table(
+          ['PORT', 'ID', 'VM', 'NETWORK', 'MAC', 'TAP MAC', 'IP', 'LINK'],
+          ports.map((p) => [p.name, p.id, p.vm, p.network, p.mac, p.tapMac, p.ip ?? '-', p.link]),
+        ),
+      );
+    });
+
+  port
+    .command('link')
+    .argument('<port>', REF_HELP)
+    .argument('<state>', 'down (pull the cable) or up (plug it back)')
+    .option('--network <name>', "pick the VM's port on this network")
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .description("Pull or plug a port's cable: the tap goes down or up; QEMU keeps running.")
+    .action(async (ref: string, state: string, o: { network?: string; dryRun: boolean }) => {
+      if (state !== 'up' && state !== 'down') {
+        throw inputError(
+          'invalid-link-state',
+          `link state "${state}" is not up or down`,
+          `kvmnet port link ${ref} down|up`,
+        );
+      }
+      const r = await ctx.engine().portLink(ref, o.network, state, { dryRun: o.dryRun });
+      ctx.print(
+        ctx.json() ? json(r) : o.dryRun ? renderResult(r) : `${r.port.name} (${r.port.id}): link ${state}\n`,
+      );
+    });
+
+  port
+    .command('del')
+    .argument('<port>', REF_HELP)
+    .option('--network <name>', "pick the VM's port on this network")
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .description('Remove a port, its tap and its reservation. A guest still using the tap loses its cable.')
+    .action(async (ref: string, o: { network?: string; dryRun: boolean }) => {
+      const r = await ctx.engine().portDel(ref, o.network, { dryRun: o.dryRun });
+      ctx.print(
+        ctx.json() ? json(r) : o.dryRun ? renderResult(r) : `${r.port.name} (${r.port.id}): removed\n`,
+      );
+    });
+
+  program
+    .command('leases')
+    .argument('[network]', 'only this network')
+    .summary('DHCP leases with the VM that owns each MAC')
+    .description(
+      "DHCP leases from each network's dnsmasq lease file: MAC, IP, hostname, the VM and port owning the MAC, expiry.",
+    )
+    .action(async (network?: string) => {
+      const leases = await ctx.engine().leases(network);
+      if (ctx.json()) return ctx.print(json(leases));
+      ctx.print(
+        table(
+          ['NETWORK', 'MAC', 'IP', 'HOSTNAME', 'VM', 'PORT', 'EXPIRES'],
+          leases.map((l) => [
+            l.network,
+            l.mac,
+            l.ip,
+            l.hostname ?? '-',
+            l.vm ?? '-',
+            l.port ?? '-',
+            l.expiry ?? 'never',
+          ]),
+        ),
+      );
+    });
+
+  program
+    .command('show')
+    .summary('every network with its bridge and ports (like brctl show, with VM names)')
+    .description(
+      'Every network: its bridge, mode, subnet and state, then each port: tap, VM, guest MAC, IP (reservation or lease) ' +
+        'and link state (up/down as set with `port link`; "no guest" when nothing holds the tap open).',
+    )
+    .action(async () => {
+      const nets = await ctx.engine().show();
+      if (ctx.json()) return ctx.print(json(nets));
+      ctx.print(renderShow(nets));
+    });
+}
+
+export function renderShow(nets: ShowNetwork[]): string {
+  if (nets.length === 0) return 'no networks defined (kvmnet up defines the default one)\n';
+  return nets
+    .map((n) => {
+      const head = `${n.network}  bridge ${n.bridge}  ${n.mode} ${n.subnet} via ${n.gateway}  ${n.state}\n`;
+      if (n.ports.length === 0) return head + '  (no ports)\n';
+      const rows = n.ports.map((p) => [
+        p.port,
+        p.id,
+        p.mac,
+        p.ip ?? '-',
+        p.link === 'down' ? 'down' : !p.plugged ? 'up (unplugged)' : p.carrier ? 'up' : 'up (no guest)',
+      ]);
+      return (
+        head +
+        table(['PORT', 'VM', 'MAC', 'IP', 'LINK'], rows)
+          .split('\n')
+          .map((l) => (l ? `  ${l}` : l))
+          .join('\n')
+      );
+    })
+    .join('\n');
+}
