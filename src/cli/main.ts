@@ -8,6 +8,7 @@ import { parseDefinitions, renderDefinitions } from '../model/definitions.js';
 import { inputError, KvmnetError } from '../model/errors.js';
 import type { CliContext } from './context.js';
 import { registerNet } from './net.js';
+import { registerForward } from './forward.js';
 import { registerPort } from './port.js';
 import { json, renderResult } from './output.js';
 
@@ -132,6 +133,7 @@ See docs/cli.md for every command and its JSON output.`,
 
   registerNet(program, ctx);
   registerPort(program, ctx);
+  registerForward(program, ctx);
   return program;
 }
 

@@ -96,6 +96,29 @@ Example:
     });
 
   port
+    .command('set')
+    .argument('<port>', REF_HELP)
+    .option('--ip <ip>', 'reserve this address for the port (replaces its reservation)')
+    .option('--no-ip', 'drop the reservation')
+    .option('--network <name>', "pick the VM's port on this network")
+    .option('--dry-run', 'print the plan; change nothing', false)
+    .description("Change a port's reservation; dnsmasq re-reads it at once and forwards to the VM follow it.")
+    .action(async (ref: string, o: { ip?: string | boolean; network?: string; dryRun: boolean }) => {
+      if (o.ip === undefined || o.ip === true) {
+        throw inputError(
+          'missing-option',
+          'port set needs --ip ADDRESS or --no-ip',
+          `kvmnet port set ${ref} --ip 192.168.122.50`,
+        );
+      }
+      const r = await ctx
+        .engine()
+        .portSet(ref, o.network, o.ip === false ? null : o.ip, { dryRun: o.dryRun });
+      if (ctx.json()) return ctx.print(json(r));
+      ctx.print((o.dryRun ? renderResult(r) : '') + portLine(r.port));
+    });
+
+  port
     .command('del')
     .argument('<port>', REF_HELP)
     .option('--network <name>', "pick the VM's port on this network")
@@ -153,7 +176,11 @@ export function renderShow(nets: ShowNetwork[]): string {
   return nets
     .map((n) => {
       const head = `${n.network}  bridge ${n.bridge}  ${n.mode} ${n.subnet} via ${n.gateway}  ${n.state}\n`;
-      if (n.ports.length === 0) return head + '  (no ports)\n';
+      const fw = n.forwards.length
+        ? '  forwards:\n' +
+          n.forwards.map((f) => `    ${f.summary}${f.description ? `  # ${f.description}` : ''}\n`).join('')
+        : '';
+      if (n.ports.length === 0) return head + '  (no ports)\n' + fw;
       const rows = n.ports.map((p) => [
         p.port,
         p.id,
@@ -166,7 +193,8 @@ export function renderShow(nets: ShowNetwork[]): string {
         table(['PORT', 'VM', 'MAC', 'IP', 'LINK'], rows)
           .split('\n')
           .map((l) => (l ? `  ${l}` : l))
-          .join('\n')
+          .join('\n') +
+        fw
       );
     })
     .join('\n');

@@ -2,6 +2,7 @@
 // of its mode needs (firewall intent, sysctls, DHCP/DNS) through data, so the engine never
 // branches on the mode. Later drivers (bridged uplink, VXLAN overlay) add capabilities here.
 import type { NetworkDef, NetworkMode } from '../model/network.js';
+import type { DnatEntry } from '../model/forward.js';
 import type { FirewallIntent } from '../render/nft.js';
 
 export interface DriverCapabilities {
@@ -11,13 +12,33 @@ export interface DriverCapabilities {
   dhcp: boolean;
   /** Guests' traffic leaves the host (NAT or routed). */
   external: boolean;
+  /** Port forwards (DNAT) may reach guests of the network. */
+  forwards: boolean;
 }
 
 export interface NetworkDriver {
   readonly mode: NetworkMode;
   readonly summary: string;
   readonly capabilities: DriverCapabilities;
-  firewall(def: NetworkDef): FirewallIntent;
+  /** The firewall intent of a running network with these port forwards (already resolved). */
+  firewall(def: NetworkDef, dnat: DnatEntry[]): FirewallIntent;
   /** Host-wide sysctls a running network of this mode needs (only ever raised, never lowered back). */
   sysctls(def: NetworkDef): Record<string, string>;
+}
+
+/** The intent every bridge-with-subnet driver shares; `forward` is what differs by mode. */
+export function l3Intent(
+  def: NetworkDef,
+  forward: FirewallIntent['forward'],
+  dnat: DnatEntry[],
+): FirewallIntent {
+  return {
+    network: def.name,
+    bridge: def.bridge,
+    subnet: def.subnet,
+    forward,
+    dhcpChecksum: def.dhcp !== null,
+    gateway: def.gateway,
+    dnat,
+  };
 }

@@ -1,16 +1,10 @@
 // Isolated networks: guests reach each other and the host (DHCP, DNS), nothing leaves or enters.
-import type { NetworkDriver } from './driver.js';
+import { l3Intent, type NetworkDriver } from './driver.js';
 
 export const isolatedDriver: NetworkDriver = {
   mode: 'isolated',
   summary: 'guests reach each other and the host; nothing is forwarded in or out',
-  capabilities: { ownsSubnet: true, dhcp: true, external: false },
-  firewall: (def) => ({
-    network: def.name,
-    bridge: def.bridge,
-    subnet: def.subnet,
-    forward: 'none',
-    dhcpChecksum: def.dhcp !== null,
-  }),
+  capabilities: { ownsSubnet: true, dhcp: true, external: false, forwards: false },
+  firewall: (def, dnat) => l3Intent(def, 'none', dnat),
   sysctls: () => ({}),
 };

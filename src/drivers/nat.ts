@@ -1,17 +1,11 @@
 // NAT networks: guests reach out through the host's address (masquerade); only replies and
 // explicit port forwards come in.
-import type { NetworkDriver } from './driver.js';
+import { l3Intent, type NetworkDriver } from './driver.js';
 
 export const natDriver: NetworkDriver = {
   mode: 'nat',
   summary: 'guests reach outside through the host (masquerade); outside reaches guests only by port forwards',
-  capabilities: { ownsSubnet: true, dhcp: true, external: true },
-  firewall: (def) => ({
-    network: def.name,
-    bridge: def.bridge,
-    subnet: def.subnet,
-    forward: 'nat',
-    dhcpChecksum: def.dhcp !== null,
-  }),
+  capabilities: { ownsSubnet: true, dhcp: true, external: true, forwards: true },
+  firewall: (def, dnat) => l3Intent(def, 'nat', dnat),
   sysctls: () => ({ 'net.ipv4.ip_forward': '1' }),
 };

@@ -1,16 +1,10 @@
 // Routed networks: forwarded both ways without NAT; the LAN must route the subnet to this host.
-import type { NetworkDriver } from './driver.js';
+import { l3Intent, type NetworkDriver } from './driver.js';
 
 export const routedDriver: NetworkDriver = {
   mode: 'routed',
   summary: 'forwarded both ways without NAT; the LAN routes the subnet back to this host',
-  capabilities: { ownsSubnet: true, dhcp: true, external: true },
-  firewall: (def) => ({
-    network: def.name,
-    bridge: def.bridge,
-    subnet: def.subnet,
-    forward: 'routed',
-    dhcpChecksum: def.dhcp !== null,
-  }),
+  capabilities: { ownsSubnet: true, dhcp: true, external: true, forwards: true },
+  firewall: (def, dnat) => l3Intent(def, 'routed', dnat),
   sysctls: () => ({ 'net.ipv4.ip_forward': '1' }),
 };

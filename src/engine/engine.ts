@@ -7,7 +7,18 @@ import { NftablesBackend } from '../firewall/nftables.js';
 import { Host } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
 import { failure, inputError, KvmnetError } from '../model/errors.js';
-import { formatCidr, overlaps, parseCidr } from '../model/ipv4.js';
+import { formatCidr, formatIpv4, overlaps, parseCidr, parseIpv4 } from '../model/ipv4.js';
+import {
+  buildForward,
+  expandForward,
+  forwardId,
+  parsePortRange,
+  portsText,
+  targetAddress,
+  type DnatEntry,
+  type ForwardDef,
+  type ForwardInput,
+} from '../model/forward.js';
 import {
   buildNetwork,
   diffNetworks,
@@ -24,6 +35,7 @@ import { Reverter } from './reverter.js';
 import { Store, type AppliedNetwork, type StateData } from './store.js';
 import {
   buildPort,
+  checkReservation,
   portId,
   qemuArgs,
   tapMac,
@@ -192,11 +204,24 @@ export class Engine {
         notes: [],
       };
       const ports = portsOf(state, name);
-      if (ports.length && !opts.force) {
+      const forwards = forwardsOf(state, name);
+      if ((ports.length || forwards.length) && !opts.force) {
+        const what = [
+          ...(ports.length
+            ? [
+                `${ports.length} port${ports.length === 1 ? '' : 's'} (${ports.map((p) => portId(p)).join(', ')})`,
+              ]
+            : []),
+          ...(forwards.length
+            ? [
+                `${forwards.length} forward${forwards.length === 1 ? '' : 's'} (${forwards.map(forwardId).join(', ')})`,
+              ]
+            : []),
+        ];
         throw inputError(
           'network-has-ports',
-          `network "${name}" still has ${ports.length} port${ports.length === 1 ? '' : 's'} (${ports.map((p) => portId(p)).join(', ')})`,
-          'remove them with `kvmnet port del`, or pass --force to remove them with the network',
+          `network "${name}" still has ${what.join(' and ')}`,
+          'remove them with `kvmnet port del` / `kvmnet forward del`, or pass --force to remove them with the network',
         );
       }
       if (applied) {
@@ -213,6 +238,7 @@ export class Engine {
       if (opts.dryRun) return result;
       delete state.networks[name];
       for (const p of ports) delete state.ports[p.name];
+      for (const f of forwards) delete state.forwards[forwardId(f)];
       await this.store.save(state);
       await removePath(this.paths.leaseFile(name));
       await removeIfEmpty(this.paths.leasesDir);
@@ -405,6 +431,7 @@ export class Engine {
       const port = Engine.resolvePort(state, ref, network);
       const next: StateData = { ...state, ports: { ...state.ports } };
       delete next.ports[port.name];
+      Engine.checkForwardsResolve(next, port.network, `port ${portId(port)} is removed`);
       const plans = [await this.deleteTaps(port.network, [port], opts.dryRun)];
       plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun)));
       if (!opts.dryRun) await this.store.save(next);
@@ -427,6 +454,149 @@ export class Engine {
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
+  }
+
+  /** Changes a port's reservation; forwards to its VM follow the new address. */
+  async portSet(
+    ref: string,
+    network: string | undefined,
+    ip: string | null,
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { port: PortView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const old = Engine.resolvePort(state, ref, network);
+      const net = Engine.getDef(state, old.network);
+      const others = Object.values(state.ports).filter((p) => p.name !== old.name);
+      const port: PortDef = { ...old };
+      delete port.ip;
+      if (ip !== null) port.ip = checkReservation(ip, { net, ports: others, links: new Set() });
+      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      Engine.checkForwardsResolve(next, net.name, `port ${portId(old)} loses its reservation`);
+      const plans = await this.syncNetwork(next, net.name, opts.dryRun);
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
+    });
+  }
+
+  // ---- forwards ------------------------------------------------------------------------------
+
+  async forwardList(network?: string): Promise<ForwardView[]> {
+    const state = await this.store.load();
+    if (network !== undefined) Engine.getDef(state, network);
+    return Object.values(state.forwards)
+      .filter((f) => network === undefined || f.network === network)
+      .sort(compareForwards)
+      .map((f) => forwardView(state, f));
+  }
+
+  /** Adds a port forward: one nft transaction adding its map elements if the network runs. */
+  async forwardAdd(
+    input: ForwardInput,
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { forward: ForwardView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const net = Engine.getDef(state, input.network);
+      const f = buildForward(input, {
+        net,
+        allowed: driverFor(net.mode).capabilities.forwards,
+        ports: Object.values(state.ports),
+        forwards: Object.values(state.forwards),
+      });
+      if (f.hostIp !== undefined) await this.checkHostIp(state, f.hostIp);
+      const next: StateData = { ...state, forwards: { ...state.forwards, [forwardId(f)]: f } };
+      const plans = await this.syncForwards(next, net.name, opts.dryRun);
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], forward: forwardView(next, f) };
+    });
+  }
+
+  /** Removes a port forward, named by protocol and host port(s) (and --host-ip) or by its id. */
+  async forwardDel(
+    network: string,
+    ref: { id: string } | { proto: string; ports: string; hostIp?: string },
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { forward: ForwardView }> {
+    return this.locked(async () => {
+      const state = await this.store.load();
+      Engine.getDef(state, network);
+      let id: string;
+      if ('id' in ref) id = ref.id;
+      else {
+        const [port, portEnd] = parsePortRange(ref.ports, 'host port');
+        const hostIp =
+          ref.hostIp === undefined
+            ? undefined
+            : parseIpv4(ref.hostIp) === undefined
+              ? ref.hostIp
+              : formatIpv4(parseIpv4(ref.hostIp) ?? 0);
+        id = forwardId({
+          proto: ref.proto as ForwardDef['proto'],
+          port,
+          portEnd,
+          ...(hostIp === undefined ? {} : { hostIp }),
+        });
+      }
+      const f = state.forwards[id];
+      if (!f || f.network !== network) {
+        const known = forwardsOf(state, network).map(forwardId);
+        throw inputError(
+          'unknown-forward',
+          `network "${network}" has no forward ${id}`,
+          known.length ? `its forwards: ${known.join(', ')}` : 'see `kvmnet forward list`',
+        );
+      }
+      const next: StateData = { ...state, forwards: { ...state.forwards } };
+      delete next.forwards[id];
+      const plans = await this.syncForwards(next, network, opts.dryRun);
+      if (!opts.dryRun) await this.store.save(next);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: [], forward: forwardView(state, f) };
+    });
+  }
+
+  /** A forward bound to a host address needs that address on the host (not a kvmnet gateway). */
+  private async checkHostIp(state: StateData, ip: string): Promise<void> {
+    const gw = Object.values(state.networks).find((n) => n.gateway === ip);
+    if (gw) {
+      throw inputError(
+        'invalid-host-ip',
+        `host ip ${ip} is the gateway of network "${gw.name}"`,
+        "forwards listen on the host's own addresses, e.g. its LAN address",
+      );
+    }
+    const addrs = await this.host.addrs();
+    if (!addrs.some((a) => a.cidr.split('/')[0] === ip)) {
+      const own = addrs.map((a) => a.cidr.replace(/\/.*/, '')).filter((a) => !a.startsWith('127.'));
+      throw inputError(
+        'invalid-host-ip',
+        `host ip ${ip} is not an address of this host`,
+        `the host has: ${own.join(', ') || 'no address'}`,
+      );
+    }
+  }
+
+  /** Forwards change only the running network's map elements (nothing to do while it is stopped). */
+  private async syncForwards(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
+    if (!(await this.store.loadApplied(name))) return [];
+    return this.startLocked(state, name, dryRun);
+  }
+
+  /** Refuses a change after which a forward to a VM on `network` would have no address to reach. */
+  private static checkForwardsResolve(state: StateData, network: string, what: string): void {
+    const net = state.networks[network];
+    if (!net) return;
+    for (const f of forwardsOf(state, network)) {
+      try {
+        targetAddress(f, { net, ports: Object.values(state.ports) });
+      } catch {
+        throw inputError(
+          'forward-depends',
+          `forward ${forwardId(f)} reaches ${f.target}, which would have no address once ${what}`,
+          `remove it first with \`kvmnet forward del ${network} ${forwardId(f)}\``,
+        );
+      }
+    }
   }
 
   /** Leases from dnsmasq's lease files, with the VM and port that own each MAC. */
@@ -478,6 +648,7 @@ export class Engine {
               link !== undefined && !link.flags.includes('NO-CARRIER') && link.flags.includes('LOWER_UP'),
           };
         }),
+        forwards: forwardsOf(state, n.name).map((f) => forwardView(state, f)),
       });
     }
     return out;
@@ -613,6 +784,7 @@ export class Engine {
       );
     }
     const ports = portsOf(state, name);
+    const dnat = dnatOf(state, def);
     const { plan, firewall } = planStart(
       def,
       driver,
@@ -620,6 +792,7 @@ export class Engine {
       applied,
       { paths: this.paths, firewall: this.firewall },
       ports,
+      dnat,
     );
     plans.push(plan);
     if (dryRun) return plans;
@@ -674,7 +847,7 @@ export class Engine {
       );
     }
     reverter.success();
-    await this.verify(def, rec, ports);
+    await this.verify(def, rec, ports, dnat);
     return plans;
   }
 
@@ -708,16 +881,15 @@ export class Engine {
     }
   }
 
-  private async verify(def: NetworkDef, rec: AppliedNetwork, ports: PortDef[]): Promise<void> {
+  private async verify(
+    def: NetworkDef,
+    rec: AppliedNetwork,
+    ports: PortDef[],
+    dnat: DnatEntry[],
+  ): Promise<void> {
     const obs = await this.observeFor([def], [rec]);
-    const { plan } = planStart(
-      def,
-      driverFor(def.mode),
-      obs,
-      rec,
-      { paths: this.paths, firewall: this.firewall },
-      ports,
-    );
+    const ctx = { paths: this.paths, firewall: this.firewall };
+    const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat);
     if (plan.steps.length > 0) {
       throw failure(
         'verify-failed',
@@ -813,6 +985,49 @@ export class Engine {
   }
 }
 
+export function forwardsOf(state: StateData, network: string): ForwardDef[] {
+  return Object.values(state.forwards)
+    .filter((f) => f.network === network)
+    .sort(compareForwards);
+}
+
+function compareForwards(a: ForwardDef, b: ForwardDef): number {
+  return (
+    a.network.localeCompare(b.network) ||
+    a.proto.localeCompare(b.proto) ||
+    a.port - b.port ||
+    (a.hostIp ?? '').localeCompare(b.hostIp ?? '')
+  );
+}
+
+/** The DNAT entries of a network's forwards, VM targets resolved to their current reservation. */
+export function dnatOf(state: StateData, def: NetworkDef): DnatEntry[] {
+  const ports = Object.values(state.ports);
+  return forwardsOf(state, def.name).flatMap((f) => expandForward(f, targetAddress(f, { net: def, ports })));
+}
+
+export interface ForwardView extends ForwardDef {
+  id: string;
+  /** The guest address it reaches now. */
+  targetIp: string | null;
+  /** "tcp 8080 -> kvm1:80 (192.168.122.50:80)" */
+  summary: string;
+}
+
+export function forwardView(state: StateData, f: ForwardDef): ForwardView {
+  const net = state.networks[f.network];
+  let ip: string | null;
+  try {
+    ip = net ? targetAddress(f, { net, ports: Object.values(state.ports) }) : null;
+  } catch {
+    ip = null;
+  }
+  const tp = portsText(f.targetPort, f.targetPort + f.portEnd - f.port);
+  const host = `${f.hostIp ?? '*'}:${portsText(f.port, f.portEnd)}`;
+  const summary = `${f.proto} ${host} -> ${f.target}:${tp}${ip && ip !== f.target ? ` (${ip}:${tp})` : ''}`;
+  return { ...f, id: forwardId(f), targetIp: ip, summary };
+}
+
 export function portsOf(state: StateData, network: string): PortDef[] {
   return Object.values(state.ports)
     .filter((p) => p.network === network)
@@ -852,6 +1067,7 @@ export interface ShowNetwork {
   gateway: string;
   state: NetworkState;
   ports: ShowPort[];
+  forwards: ForwardView[];
 }
 
 function stateOf(applied: AppliedNetwork | undefined): NetworkState {

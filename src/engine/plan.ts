@@ -5,6 +5,7 @@ import type { AppliedFirewall, FirewallBackend, FirewallObserved } from '../fire
 import type { AddrInfo, LinkInfo, RouteInfo } from '../host/host.js';
 import type { NetworkDriver } from '../drivers/driver.js';
 import { parseCidr } from '../model/ipv4.js';
+import type { DnatEntry } from '../model/forward.js';
 import type { NetworkDef } from '../model/network.js';
 import { renderDhcpHosts, renderHosts, tapMac, type PortDef } from '../model/port.js';
 import { renderDnsmasqConf } from '../render/dnsmasq.js';
@@ -73,6 +74,7 @@ export function planStart(
   applied: AppliedNetwork | undefined,
   ctx: PlanContext,
   ports: PortDef[],
+  dnat: DnatEntry[] = [],
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
   const steps: Step[] = [];
   const br = def.bridge;
@@ -132,7 +134,7 @@ export function planStart(
 
   steps.push(...planPorts(ports, br, obs));
 
-  const fw = ctx.firewall.planNetwork(driver.firewall(def), applied?.firewall, obs.fw);
+  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat), applied?.firewall, obs.fw);
   if (fw.script !== '')
     steps.push({
       kind: 'nft',

@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import type { AppliedFirewall } from '../firewall/backend.js';
 import { failure } from '../model/errors.js';
 import type { NetworkDef } from '../model/network.js';
+import type { ForwardDef } from '../model/forward.js';
 import type { PortDef } from '../model/port.js';
 import { readOrNull, removePath, writeAtomic } from './fsutil.js';
 import type { Paths } from './paths.js';
@@ -17,6 +18,8 @@ export interface StateData {
   networks: Record<string, NetworkDef>;
   /** Ports by tap name. */
   ports: Record<string, PortDef>;
+  /** Port forwards by id (proto/[host ip/]ports: unique on the host). */
+  forwards: Record<string, ForwardDef>;
 }
 
 export interface AppliedNetwork {
@@ -37,7 +40,8 @@ export class Store {
 
   async load(): Promise<StateData> {
     const raw = await readOrNull(this.paths.stateFile);
-    if (raw === null) return { version: STATE_VERSION, initialized: false, networks: {}, ports: {} };
+    if (raw === null)
+      return { version: STATE_VERSION, initialized: false, networks: {}, ports: {}, forwards: {} };
     let data: StateData;
     try {
       data = JSON.parse(raw) as StateData;
@@ -57,6 +61,7 @@ export class Store {
       );
     }
     data.ports ??= {};
+    data.forwards ??= {};
     return data;
   }
 

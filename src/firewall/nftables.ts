@@ -3,8 +3,10 @@
 import type { Host } from '../host/host.js';
 import {
   buildFragment,
+  elementData,
+  renderAddElements,
+  renderChains,
   renderDeleteTable,
-  renderFragment,
   renderRemoval,
   renderSkeleton,
   skeletonChains,
@@ -24,16 +26,19 @@ import {
 
 type NftObj = Record<string, Record<string, unknown>>;
 
+/** An element key or data as nft's text syntax writes it: "virbr0", "tcp . 8080", "10.0.0.5 . 80". */
 function keyText(k: unknown): string {
   if (typeof k === 'string') return k;
+  if (typeof k === 'number') return String(k);
   if (k && typeof k === 'object') {
     const o = k as {
       prefix?: { addr: string; len: number };
       elem?: { val: unknown };
-      range?: [unknown, unknown];
+      concat?: unknown[];
     };
     if (o.prefix) return `${o.prefix.addr}/${o.prefix.len}`;
     if (o.elem) return keyText(o.elem.val);
+    if (o.concat) return o.concat.map(keyText).join(' . ');
   }
   return JSON.stringify(k);
 }
@@ -72,8 +77,11 @@ export function parseNftJson(json: unknown): FirewallObserved {
       maps.add(name);
       for (const e of (m.elem as unknown[] | undefined) ?? []) {
         if (Array.isArray(e)) {
-          const target = (e[1] as { jump?: { target?: string } } | undefined)?.jump?.target;
-          obs.elements.set(`${name}|${keyText(e[0])}`, target);
+          const data = e[1] as { jump?: { target?: string } } | undefined;
+          obs.elements.set(
+            `${name}|${keyText(e[0])}`,
+            data?.jump ? data.jump.target : data === undefined ? undefined : keyText(data),
+          );
         } else {
           obs.elements.set(`${name}|${keyText(e)}`, undefined);
         }
@@ -83,6 +91,7 @@ export function parseNftJson(json: unknown): FirewallObserved {
   const tag = `kvmnet#${skeletonTag()}`;
   for (const c of skeletonChains()) {
     const d = decls.get(c.name);
+    if (!c.json) continue;
     if (d !== undefined && d !== JSON.stringify([c.json.type, c.json.hook, c.json.prio, c.json.policy]))
       obs.badBaseChains.push(c.name);
   }
@@ -120,10 +129,12 @@ export class NftablesBackend implements FirewallBackend {
     script += renderRemoval([], obs.badBaseChains);
     if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
 
-    // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed).
+    // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed). An element is
+    // removed only while it still holds what this network put there: the same key may since
+    // belong to another network (a forward moved from one network to another).
     const wanted = new Set(f.elements.map(elementKey));
     const staleElems: ElementSpec[] = (previous?.elements ?? []).filter(
-      (e) => !wanted.has(elementKey(e)) && obs.elements.has(elementKey(e)),
+      (e) => !wanted.has(elementKey(e)) && stillOurs(e, obs),
     );
     const wantedChains = new Set(f.chains.map((c) => c.name));
     const staleChains = (previous?.chains ?? []).filter((c) => !wantedChains.has(c) && obs.chains.has(c));
@@ -132,44 +143,50 @@ export class NftablesBackend implements FirewallBackend {
     script += renderRemoval(staleElems, staleChains);
 
     const comment = `${f.network}#${f.tag}`;
-    let fragmentOk = obs.table;
+    let chainsOk = obs.table;
     for (const c of f.chains) {
       const got = obs.chains.get(c.name);
       if (!got) {
         if (obs.table) reasons.push(`chain ${c.name} is missing`);
-        fragmentOk = false;
+        chainsOk = false;
       } else if (got.length !== c.rules.length || got.some((x) => x !== comment)) {
         reasons.push(`chain ${c.name} has ${got.length} rules not matching the ${c.rules.length} expected`);
-        fragmentOk = false;
+        chainsOk = false;
       }
     }
-    const conflicting: ElementSpec[] = [];
+    if (!chainsOk) script += renderChains(f);
+
+    // Elements one by one: adding the 1,000th forward adds one element.
+    const missing: ElementSpec[] = [];
+    const wrong: ElementSpec[] = [];
     for (const e of f.elements) {
       const k = elementKey(e);
-      if (!obs.elements.has(k)) {
-        if (obs.table) reasons.push(`element ${e.key} missing from ${e.map}`);
-        fragmentOk = false;
-      } else if (obs.elements.get(k) !== e.jump) {
-        reasons.push(
-          `element ${e.key} in ${e.map} points to ${obs.elements.get(k) ?? 'nothing'}, expected ${e.jump ?? 'nothing'}`,
-        );
-        conflicting.push(e);
-        fragmentOk = false;
-      }
+      if (!obs.elements.has(k)) missing.push(e);
+      else if (obs.elements.get(k) !== elementData(e)) wrong.push(e);
     }
-    if (!fragmentOk) {
-      script += renderRemoval(conflicting, []);
-      script += renderFragment(f);
+    if (obs.table) {
+      for (const e of missing.slice(0, 5)) reasons.push(`element ${e.key} missing from ${e.map}`);
+      if (missing.length > 5) reasons.push(`and ${missing.length - 5} more elements missing`);
     }
+    for (const e of wrong) {
+      reasons.push(
+        `element ${e.key} in ${e.map} maps to ${obs.elements.get(elementKey(e)) ?? 'nothing'}, expected ${elementData(e) ?? 'nothing'}`,
+      );
+    }
+    script += renderRemoval(wrong, []);
+    script += renderAddElements([...wrong, ...missing]);
     const applied: AppliedFirewall = { chains: f.chains.map((c) => c.name), elements: f.elements };
     let undo = '';
     if (script !== '') {
       if (!obs.table) undo = renderDeleteTable();
       else {
-        // Undo removes what this change added that was not there before.
+        // Undo removes what this change added and puts back what it replaced or removed.
         const newElems = f.elements.filter((e) => !obs.elements.has(elementKey(e)));
         const newChains = f.chains.map((c) => c.name).filter((c) => !obs.chains.has(c));
-        undo = renderRemoval(newElems, newChains);
+        // (A removed element that jumps to a chain removed with it cannot come back without it.)
+        const restorable = staleElems.filter((e) => e.jump === undefined || !staleChains.includes(e.jump));
+        const restore = [...wrong, ...restorable].map((e) => asObserved(e, obs));
+        undo = renderRemoval([...newElems, ...wrong], newChains) + renderAddElements(restore);
       }
     }
     return { script, reasons, undo, applied };
@@ -186,7 +203,7 @@ export class NftablesBackend implements FirewallBackend {
         applied: none,
       };
     }
-    const elems = applied.elements.filter((e) => obs.elements.has(elementKey(e)));
+    const elems = applied.elements.filter((e) => stillOurs(e, obs));
     const chains = applied.chains.filter((c) => obs.chains.has(c));
     const reasons = [
       ...elems.map((e) => `remove element ${e.key} from ${e.map}`),
@@ -198,4 +215,19 @@ export class NftablesBackend implements FirewallBackend {
   async apply(script: string): Promise<void> {
     await this.host.nftApply(script);
   }
+}
+
+/** The element is present and still maps to what this network applied. */
+function stillOurs(e: ElementSpec, obs: FirewallObserved): boolean {
+  const k = elementKey(e);
+  return obs.elements.has(k) && obs.elements.get(k) === elementData(e);
+}
+
+/** The element with the data the kernel holds now (to put it back on rollback). */
+function asObserved(e: ElementSpec, obs: FirewallObserved): ElementSpec {
+  const data = obs.elements.get(elementKey(e));
+  const out: ElementSpec = { map: e.map, key: e.key };
+  if (e.jump !== undefined && data !== undefined) out.jump = data;
+  else if (e.value !== undefined && data !== undefined) out.value = data;
+  return out;
 }

@@ -78,9 +78,14 @@ export interface PortContext {
 export function buildPort(input: PortInput, ctx: PortContext): PortDef {
   validateVmName(input.vm);
   const used = new Map(ctx.ports.map((p) => [p.mac, p]));
+  const usedTaps = new Map(ctx.ports.map((p) => [tapMac(p.mac), p]));
   let mac: string;
-  if (input.mac === undefined) mac = randomGuestMac(new Set(used.keys()));
-  else {
+  if (input.mac === undefined) {
+    // Also avoid the bridge's MAC and any MAC whose tap MAC (fe:…) is taken.
+    const avoid = new Set([...used.keys(), ctx.net.mac]);
+    do mac = randomGuestMac(avoid);
+    while (usedTaps.has(tapMac(mac)) && avoid.add(mac));
+  } else {
     const m = normalizeMac(input.mac);
     if (!m)
       throw inputError(
@@ -109,6 +114,21 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
         `mac ${m} is already used by port ${portId(other)} (${other.name})`,
         'pick another MAC or leave --mac out',
       );
+    if (m === ctx.net.mac) {
+      throw inputError(
+        'mac-taken',
+        `mac ${m} is the MAC of bridge ${ctx.net.bridge}`,
+        'pick another MAC or leave --mac out',
+      );
+    }
+    const twin = usedTaps.get(tapMac(m));
+    if (twin) {
+      throw inputError(
+        'mac-taken',
+        `mac ${m} would give its tap ${tapMac(m)}, the tap MAC of port ${portId(twin)} (${twin.name}, guest ${twin.mac})`,
+        'taps differ from their guest only in the first byte: pick a MAC that differs in the last five bytes',
+      );
+    }
     mac = m;
   }
   const model = input.model ?? DEFAULT_MODEL;

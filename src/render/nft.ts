@@ -5,6 +5,7 @@
 // Starting or stopping one network touches only its chains and its map elements, in one
 // transaction; the skeleton is rewritten only when it differs from what is rendered here.
 import { createHash } from 'node:crypto';
+import type { DnatEntry } from '../model/forward.js';
 
 export const TABLE = 'inet kvmnet';
 
@@ -17,6 +18,10 @@ export interface FirewallIntent {
   forward: 'nat' | 'routed' | 'none';
   /** Fill DHCP reply checksums (some old guests drop replies with offloaded checksums). */
   dhcpChecksum: boolean;
+  /** The bridge address: never captured by port forwards without a host address. */
+  gateway: string;
+  /** Port forwards of the network, one entry per port. */
+  dnat: DnatEntry[];
 }
 
 export interface ChainSpec {
@@ -26,9 +31,20 @@ export interface ChainSpec {
 
 export interface ElementSpec {
   map: string;
+  /** The key as nft lists it, unquoted: "virbr0", "tcp . 8080", "192.168.100.239 . udp . 53". */
   key: string;
-  /** Verdict target chain for maps; undefined for plain sets. */
+  /** Verdict target chain for verdict maps. */
   jump?: string;
+  /** Data for data maps: "192.168.122.50 . 80". Neither jump nor value: a set element. */
+  value?: string;
+}
+
+/** Maps and sets keyed by interface name: their keys are quoted in nft syntax. */
+const IFNAME_KEYED = new Set(['fwd_in', 'fwd_out', 'host_in', 'nat_out', 'hairpin', 'dhcp_bridges']);
+
+/** What an element maps to, as observation reports it (jump target or data). */
+export function elementData(e: ElementSpec): string | undefined {
+  return e.jump ?? e.value;
 }
 
 export interface NetworkFragment {
@@ -41,13 +57,26 @@ export interface NetworkFragment {
 
 export interface BaseChain {
   name: string;
+  /** Empty for a regular chain of the skeleton. */
   decl: string;
-  /** How `nft -j` reports the declaration, for drift checks. */
-  json: { type: string; hook: string; prio: number; policy: string };
+  /** How `nft -j` reports the declaration, for drift checks (absent for a regular chain). */
+  json?: { type: string; hook: string; prio: number; policy: string };
   rules: string[];
 }
 
+/** Port forwards: host-local destinations (loopback excepted), to the forward maps. */
+const TO_FORWARDS = 'fib daddr type local ip daddr != 127.0.0.0/8 jump dnat_fwd';
+
 const BASE_CHAINS: BaseChain[] = [
+  {
+    name: 'dnat_fwd',
+    decl: '',
+    // Regular chain first: the base chains below jump to it. Forwards bound to one host address first, then those on every address but the gateways.
+    rules: [
+      'dnat ip to ip daddr . meta l4proto . th dport map @fwd_addr',
+      'ip daddr != @gateways dnat ip to meta l4proto . th dport map @fwd_any',
+    ],
+  },
   {
     name: 'forward',
     decl: 'type filter hook forward priority filter; policy accept;',
@@ -66,7 +95,22 @@ const BASE_CHAINS: BaseChain[] = [
     name: 'postrouting',
     decl: 'type nat hook postrouting priority srcnat; policy accept;',
     json: { type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' },
-    rules: ['iifname vmap @nat_out'],
+    // Hairpin by output bridge: with br_netfilter loaded, a DNAT back onto the same bridge is
+    // bridged, and postrouting then has no input interface. Masquerade out by input bridge.
+    rules: ['oifname vmap @hairpin', 'iifname vmap @nat_out'],
+  },
+  {
+    name: 'prerouting',
+    decl: 'type nat hook prerouting priority dstnat; policy accept;',
+    json: { type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' },
+    rules: [TO_FORWARDS],
+  },
+  // Connections from the host itself to one of its addresses.
+  {
+    name: 'output',
+    decl: 'type nat hook output priority -100; policy accept;',
+    json: { type: 'nat', hook: 'output', prio: -100, policy: 'accept' },
+    rules: [TO_FORWARDS],
   },
   {
     name: 'mangle_postrouting',
@@ -81,9 +125,13 @@ export const BASE_MAPS: Array<{ name: string; decl: string }> = [
   { name: 'fwd_out', decl: 'type ifname : verdict;' },
   { name: 'host_in', decl: 'type ifname : verdict;' },
   { name: 'nat_out', decl: 'type ifname : verdict;' },
+  { name: 'hairpin', decl: 'type ifname : verdict;' },
+  { name: 'fwd_addr', decl: 'type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;' },
+  { name: 'fwd_any', decl: 'type inet_proto . inet_service : ipv4_addr . inet_service;' },
 ];
 export const BASE_SETS: Array<{ name: string; decl: string }> = [
   { name: 'dhcp_bridges', decl: 'type ifname;' },
+  { name: 'gateways', decl: 'type ipv4_addr;' },
 ];
 
 function tagOf(text: string): string {
@@ -106,18 +154,28 @@ export function renderSkeleton(): string {
   for (const m of BASE_MAPS) out.push(`add map ${TABLE} ${m.name} { ${m.decl} }`);
   for (const s of BASE_SETS) out.push(`add set ${TABLE} ${s.name} { ${s.decl} }`);
   for (const c of BASE_CHAINS) {
-    out.push(`add chain ${TABLE} ${c.name} { ${c.decl} }`, `flush chain ${TABLE} ${c.name}`);
+    out.push(
+      c.decl ? `add chain ${TABLE} ${c.name} { ${c.decl} }` : `add chain ${TABLE} ${c.name}`,
+      `flush chain ${TABLE} ${c.name}`,
+    );
     for (const r of c.rules) out.push(`add rule ${TABLE} ${c.name} ${r} comment "kvmnet#${tag}"`);
   }
   return out.join('\n') + '\n';
 }
 
-export function chainNames(network: string): { in: string; out: string; host: string; nat: string } {
+export function chainNames(network: string): {
+  in: string;
+  out: string;
+  host: string;
+  nat: string;
+  hairpin: string;
+} {
   return {
     in: `net_${network}_in`,
     out: `net_${network}_out`,
     host: `net_${network}_host`,
     nat: `net_${network}_nat`,
+    hairpin: `net_${network}_hairpin`,
   };
 }
 
@@ -153,6 +211,11 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
     { map: 'fwd_out', key: intent.bridge, jump: n.out },
     { map: 'host_in', key: intent.bridge, jump: n.host },
   ];
+  if (intent.forward !== 'none') {
+    // Hairpin: a guest reaching a forward of its own network gets the reply through the host.
+    chains.push({ name: n.hairpin, rules: [`ip saddr ${s} ip daddr ${s} ct status dnat masquerade`] });
+    elements.push({ map: 'hairpin', key: intent.bridge, jump: n.hairpin });
+  }
   if (intent.forward === 'nat') {
     chains.push({
       name: n.nat,
@@ -167,34 +230,53 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
     });
     elements.push({ map: 'nat_out', key: intent.bridge, jump: n.nat });
   }
+  elements.push({ map: 'gateways', key: intent.gateway });
+  for (const d of intent.dnat) {
+    const value = `${d.targetIp} . ${d.targetPort}`;
+    if (d.hostIp === undefined) elements.push({ map: 'fwd_any', key: `${d.proto} . ${d.port}`, value });
+    else elements.push({ map: 'fwd_addr', key: `${d.hostIp} . ${d.proto} . ${d.port}`, value });
+  }
   if (intent.dhcpChecksum) elements.push({ map: 'dhcp_bridges', key: intent.bridge });
-  const tag = tagOf(JSON.stringify({ chains, elements }));
+  // The tag covers the rules only: elements (forwards above all) are compared one by one, so adding
+  // the 1,000th forward is one element, not a rewrite.
+  const tag = tagOf(JSON.stringify(chains));
   return { network: intent.network, chains, elements, tag };
 }
 
-function elementText(e: ElementSpec): string {
-  const key = JSON.stringify(e.key);
-  return e.jump === undefined ? key : `${key} : jump ${e.jump}`;
+function keyText(e: ElementSpec): string {
+  return IFNAME_KEYED.has(e.map) ? JSON.stringify(e.key) : e.key;
 }
 
-/** Writes (or rewrites) one network's chains and elements. */
-export function renderFragment(f: NetworkFragment): string {
+function elementText(e: ElementSpec): string {
+  if (e.jump !== undefined) return `${keyText(e)} : jump ${e.jump}`;
+  if (e.value !== undefined) return `${keyText(e)} : ${e.value}`;
+  return keyText(e);
+}
+
+/** Adds elements (one transaction line each). */
+export function renderAddElements(elements: ElementSpec[]): string {
+  return elements.map((e) => `add element ${TABLE} ${e.map} { ${elementText(e)} }\n`).join('');
+}
+
+/** Writes (or rewrites) one network's chains. */
+export function renderChains(f: NetworkFragment): string {
   const out: string[] = [];
   for (const c of f.chains) {
     out.push(`add chain ${TABLE} ${c.name}`, `flush chain ${TABLE} ${c.name}`);
     for (const r of c.rules) out.push(`add rule ${TABLE} ${c.name} ${r} comment "${f.network}#${f.tag}"`);
   }
-  for (const e of f.elements) out.push(`add element ${TABLE} ${e.map} { ${elementText(e)} }`);
   return out.join('\n') + '\n';
+}
+
+/** Writes one network's chains and elements (a fresh start). */
+export function renderFragment(f: NetworkFragment): string {
+  return renderChains(f) + renderAddElements(f.elements);
 }
 
 /** Removes one network's elements (only those present) and chains (elements first: they reference the chains). */
 export function renderRemoval(elements: ElementSpec[], chains: string[]): string {
   const out: string[] = [];
-  for (const e of elements)
-    out.push(
-      `delete element ${TABLE} ${e.map} { ${e.jump === undefined ? elementText(e) : elementText({ map: e.map, key: e.key })} }`,
-    );
+  for (const e of elements) out.push(`delete element ${TABLE} ${e.map} { ${keyText(e)} }`);
   for (const c of chains) out.push(`flush chain ${TABLE} ${c}`, `delete chain ${TABLE} ${c}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }

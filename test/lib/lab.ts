@@ -75,6 +75,9 @@ export class Lab {
       await must('ip', ['-n', lab.hostNs, 'route', 'add', 'default', 'via', LAN_ROUTER]);
       await must('ip', ['-n', lab.lanNs, 'addr', 'add', `${LAN_ROUTER}/24`, 'dev', 'eth0']);
       await must('ip', ['-n', lab.lanNs, 'link', 'set', 'eth0', 'up']);
+      // Let carrier and operstate settle, so before/after snapshots compare only kvmnet's doing.
+      await lab.waitUp(lab.hostNs, 'eth1');
+      await lab.waitUp(lab.lanNs, 'eth0');
     } catch (e) {
       await lab.destroy();
       throw e;
@@ -132,7 +135,18 @@ export class Lab {
     ]);
     await must('ip', ['-n', this.hostNs, 'link', 'set', hostSide, 'master', bridge, 'up']);
     await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await this.waitUp(ns, 'eth0');
     return ns;
+  }
+
+  /** Waits (up to 5 s) until a link reports operstate UP. */
+  async waitUp(ns: string, dev: string): Promise<void> {
+    for (let i = 0; i < 250; i++) {
+      const out = await must('ip', ['-n', ns, '-json', 'link', 'show', dev]);
+      if ((JSON.parse(out) as Array<{ operstate?: string }>)[0]?.operstate === 'UP') return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`${dev} in ${ns} did not come up`);
   }
 
   /** Runs busybox udhcpc in a guest namespace, sending `hostname`; returns the lease. */

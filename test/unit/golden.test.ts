@@ -43,7 +43,7 @@ function renderCase(def: NetworkDef): Record<'dnsmasq.conf' | 'nft.txt', string>
       dhcpHostsFile: `/run/kvmnet/net/${n}/dhcp-hosts`,
       hostsFile: `/run/kvmnet/net/${n}/hosts`,
     }),
-    'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def))),
+    'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def, []))),
   };
 }
 

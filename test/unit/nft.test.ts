@@ -1,7 +1,8 @@
 // The nftables backend's reading of `nft -j list table inet kvmnet` and its planning against it
 // (src/firewall/nftables.ts). The fixture is real nft output: the listing of the table after
-// `nft -f` of renderSkeleton() plus the fragments of two networks, "lab" (NAT, DHCP) and "quiet"
-// (isolated, no DHCP). `UPDATE_GOLDEN=1` regenerates it in a throwaway network namespace.
+// `nft -f` of renderSkeleton() plus the fragments of two networks, "lab" (NAT, DHCP, two port
+// forwards) and "quiet" (isolated, no DHCP). `UPDATE_GOLDEN=1` regenerates it in a throwaway
+// network namespace.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,11 +11,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driverFor } from '../../src/drivers/registry.js';
 import { NftablesBackend, parseNftJson } from '../../src/firewall/nftables.js';
-import type { AppliedFirewall, FirewallObserved } from '../../src/firewall/backend.js';
+import { elementKey, type AppliedFirewall, type FirewallObserved } from '../../src/firewall/backend.js';
 import type { Host } from '../../src/host/host.js';
+import type { DnatEntry } from '../../src/model/forward.js';
 import { buildNetwork, type NetworkDef } from '../../src/model/network.js';
 import {
   buildFragment,
+  renderAddElements,
+  renderChains,
   renderFragment,
   renderSkeleton,
   skeletonTag,
@@ -34,8 +38,14 @@ const QUIET: NetworkDef = buildNetwork(
   { name: 'quiet', mode: 'isolated', subnet: '10.20.0.0/24', bridge: 'virbr8', dhcp: null },
   { others: [LAB] },
 );
-const intentOf = (d: NetworkDef): FirewallIntent => driverFor(d.mode).firewall(d);
-const LAB_INTENT = intentOf(LAB);
+/** Port forwards of "lab": one on every host address, one bound to a host address. */
+const LAB_DNAT: DnatEntry[] = [
+  { proto: 'tcp', port: 8080, targetIp: '10.10.0.50', targetPort: 80 },
+  { hostIp: '192.168.100.239', proto: 'udp', port: 5353, targetIp: '10.10.0.60', targetPort: 53 },
+];
+const intentOf = (d: NetworkDef, dnat: DnatEntry[] = []): FirewallIntent =>
+  driverFor(d.mode).firewall(d, dnat);
+const LAB_INTENT = intentOf(LAB, LAB_DNAT);
 const QUIET_INTENT = intentOf(QUIET);
 const LAB_TAG = `lab#${buildFragment(LAB_INTENT).tag}`;
 const QUIET_TAG = `quiet#${buildFragment(QUIET_INTENT).tag}`;
@@ -132,6 +142,36 @@ describe('base chain declarations', () => {
       ),
     );
     assert.deepEqual(prio.badBaseChains, ['input']);
+    const output = observe(
+      edited((items) =>
+        items.map((it) =>
+          it.chain && it.chain.name === 'output' ? { chain: { ...it.chain, prio: 0 } } : it,
+        ),
+      ),
+    );
+    assert.deepEqual(output.badBaseChains, ['output']);
+    const prerouting = observe(
+      edited((items) =>
+        items.map((it) =>
+          it.chain && it.chain.name === 'prerouting' ? { chain: { ...it.chain, type: 'filter' } } : it,
+        ),
+      ),
+    );
+    assert.deepEqual(prerouting.badBaseChains, ['prerouting']);
+  });
+
+  test('dnat_fwd is a regular chain: its declaration is not checked', () => {
+    const obs = observe(
+      edited((items) =>
+        items.map((it) =>
+          it.chain && it.chain.name === 'dnat_fwd'
+            ? { chain: { ...it.chain, type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } }
+            : it,
+        ),
+      ),
+    );
+    assert.deepEqual(obs.badBaseChains, []);
+    assert.equal(obs.skeletonOk, true);
   });
 });
 
@@ -176,13 +216,17 @@ describe('parseNftJson', () => {
     assert.deepEqual(
       obs.chains,
       new Map<string, Array<string | undefined>>([
+        ['dnat_fwd', [SKEL_TAG, SKEL_TAG]],
         ['forward', [SKEL_TAG, SKEL_TAG]],
         ['input', [SKEL_TAG]],
-        ['postrouting', [SKEL_TAG]],
+        ['postrouting', [SKEL_TAG, SKEL_TAG]],
+        ['prerouting', [SKEL_TAG]],
+        ['output', [SKEL_TAG]],
         ['mangle_postrouting', [SKEL_TAG]],
         ['net_lab_in', [LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG]],
         ['net_lab_out', [LAB_TAG, LAB_TAG]],
         ['net_lab_host', [LAB_TAG, LAB_TAG]],
+        ['net_lab_hairpin', [LAB_TAG]],
         ['net_lab_nat', [LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG]],
         ['net_quiet_in', [QUIET_TAG, QUIET_TAG]],
         ['net_quiet_out', [QUIET_TAG]],
@@ -191,7 +235,7 @@ describe('parseNftJson', () => {
     );
   });
 
-  test('the listing: map elements with their jump targets, set elements without', () => {
+  test('the listing: map elements with their jump targets or data, set elements without', () => {
     const obs = observe(fixture);
     assert.deepEqual(
       obs.elements,
@@ -203,9 +247,28 @@ describe('parseNftJson', () => {
         ['host_in|virbr7', 'net_lab_host'],
         ['host_in|virbr8', 'net_quiet_host'],
         ['nat_out|virbr7', 'net_lab_nat'],
+        ['hairpin|virbr7', 'net_lab_hairpin'],
+        ['fwd_addr|192.168.100.239 . udp . 5353', '10.10.0.60 . 53'],
+        ['fwd_any|tcp . 8080', '10.10.0.50 . 80'],
         ['dhcp_bridges|virbr7', undefined],
+        ['gateways|10.10.0.1', undefined],
+        ['gateways|10.20.0.1', undefined],
       ]),
     );
+  });
+
+  test('the listing: concatenated keys and data of the forward maps read as "a . b . c"', () => {
+    // nft lists them as {"concat": [...]} with ports as numbers; the key text must equal what
+    // buildFragment renders, or every forward would look missing on each plan.
+    const elemOf = (name: string): unknown => fixture.nftables.find((it) => it.map?.name === name)?.map?.elem;
+    assert.deepEqual(elemOf('fwd_any'), [[{ concat: ['tcp', 8080] }, { concat: ['10.10.0.50', 80] }]]);
+    assert.deepEqual(elemOf('fwd_addr'), [
+      [{ concat: ['192.168.100.239', 'udp', 5353] }, { concat: ['10.10.0.60', 53] }],
+    ]);
+    const obs = observe(fixture);
+    for (const e of buildFragment(LAB_INTENT).elements.filter((x) => x.value !== undefined)) {
+      assert.equal(obs.elements.get(`${e.map}|${e.key}`), e.value, `${e.map} ${e.key}`);
+    }
   });
 
   test('a rule without a comment is observed as undefined', () => {
@@ -244,8 +307,16 @@ describe('parseNftJson', () => {
             (it) => it.chain?.name !== 'mangle_postrouting' && it.rule?.chain !== 'mangle_postrouting',
           ),
       ],
+      ['dnat_fwd rule missing', (items) => items.filter((it) => it !== rulesOf(items, 'dnat_fwd')[0])],
+      [
+        'output chain missing',
+        (items) => items.filter((it) => it.chain?.name !== 'output' && it.rule?.chain !== 'output'),
+      ],
       ['map nat_out missing', (items) => items.filter((it) => it.map?.name !== 'nat_out')],
+      ['map fwd_addr missing', (items) => items.filter((it) => it.map?.name !== 'fwd_addr')],
+      ['map fwd_any missing', (items) => items.filter((it) => it.map?.name !== 'fwd_any')],
       ['set dhcp_bridges missing', (items) => items.filter((it) => it.set?.name !== 'dhcp_bridges')],
+      ['set gateways missing', (items) => items.filter((it) => it.set?.name !== 'gateways')],
     ];
     for (const [what, edit] of cases) {
       const obs = observe(edited(edit));
@@ -271,19 +342,31 @@ describe('NftablesBackend.planNetwork', () => {
 
   test('applied names every chain and element of the network', () => {
     assert.deepEqual(appliedOf(LAB_INTENT), {
-      chains: ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_nat'],
+      chains: ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_hairpin', 'net_lab_nat'],
       elements: [
         { map: 'fwd_in', key: 'virbr7', jump: 'net_lab_in' },
         { map: 'fwd_out', key: 'virbr7', jump: 'net_lab_out' },
         { map: 'host_in', key: 'virbr7', jump: 'net_lab_host' },
+        { map: 'hairpin', key: 'virbr7', jump: 'net_lab_hairpin' },
         { map: 'nat_out', key: 'virbr7', jump: 'net_lab_nat' },
+        { map: 'gateways', key: '10.10.0.1' },
+        { map: 'fwd_any', key: 'tcp . 8080', value: '10.10.0.50 . 80' },
+        { map: 'fwd_addr', key: '192.168.100.239 . udp . 5353', value: '10.10.0.60 . 53' },
         { map: 'dhcp_bridges', key: 'virbr7' },
       ],
     });
-    assert.deepEqual(appliedOf(QUIET_INTENT).chains, ['net_quiet_in', 'net_quiet_out', 'net_quiet_host']);
+    assert.deepEqual(appliedOf(QUIET_INTENT), {
+      chains: ['net_quiet_in', 'net_quiet_out', 'net_quiet_host'],
+      elements: [
+        { map: 'fwd_in', key: 'virbr8', jump: 'net_quiet_in' },
+        { map: 'fwd_out', key: 'virbr8', jump: 'net_quiet_out' },
+        { map: 'host_in', key: 'virbr8', jump: 'net_quiet_host' },
+        { map: 'gateways', key: '10.20.0.1' },
+      ],
+    });
   });
 
-  test('one rule removed from a chain: rewrite that network, naming the chain; the other network is untouched', () => {
+  test("one rule removed from a chain: rewrite that network's chains only, naming the chain; the other network is untouched", () => {
     const obs = observe(
       edited((items) => {
         const gone = rulesOf(items, 'net_lab_in')[2];
@@ -293,8 +376,9 @@ describe('NftablesBackend.planNetwork', () => {
     assert.equal(obs.skeletonOk, true);
     const ch = backend.planNetwork(LAB_INTENT, appliedOf(LAB_INTENT), obs);
     assert.deepEqual(ch.reasons, ['chain net_lab_in has 3 rules not matching the 4 expected']);
-    assert.equal(ch.script, renderFragment(buildFragment(LAB_INTENT)));
+    assert.equal(ch.script, renderChains(buildFragment(LAB_INTENT)));
     assert.match(ch.script, /^add chain inet kvmnet net_lab_in\nflush chain inet kvmnet net_lab_in\n/);
+    assert.doesNotMatch(ch.script, /element/); // the elements are intact: not re-added
     assert.equal(ch.undo, ''); // every chain and element existed before: nothing new to take away
     assert.equal(backend.planNetwork(QUIET_INTENT, appliedOf(QUIET_INTENT), obs).script, '');
   });
@@ -309,7 +393,7 @@ describe('NftablesBackend.planNetwork', () => {
     );
     const ch = backend.planNetwork(QUIET_INTENT, undefined, obs);
     assert.deepEqual(ch.reasons, ['chain net_quiet_host has 2 rules not matching the 2 expected']);
-    assert.equal(ch.script, renderFragment(buildFragment(QUIET_INTENT)));
+    assert.equal(ch.script, renderChains(buildFragment(QUIET_INTENT)));
   });
 
   test('a missing chain and a missing element: reasons name them, undo removes only what is new', () => {
@@ -325,14 +409,18 @@ describe('NftablesBackend.planNetwork', () => {
     );
     const ch = backend.planNetwork(LAB_INTENT, undefined, obs);
     assert.deepEqual(ch.reasons, ['chain net_lab_nat is missing', 'element virbr7 missing from nat_out']);
-    assert.equal(ch.script, renderFragment(buildFragment(LAB_INTENT)));
+    assert.equal(
+      ch.script,
+      renderChains(buildFragment(LAB_INTENT)) +
+        'add element inet kvmnet nat_out { "virbr7" : jump net_lab_nat }\n',
+    );
     assert.equal(
       ch.undo,
       'delete element inet kvmnet nat_out { "virbr7" }\nflush chain inet kvmnet net_lab_nat\ndelete chain inet kvmnet net_lab_nat\n',
     );
   });
 
-  test('an element jumping to the wrong chain is deleted first, then rewritten', () => {
+  test('an element jumping to the wrong chain is deleted first, then re-added; nothing else', () => {
     const obs = observe(
       edited((items) =>
         items.map((it) => {
@@ -346,10 +434,11 @@ describe('NftablesBackend.planNetwork', () => {
       ),
     );
     const ch = backend.planNetwork(LAB_INTENT, undefined, obs);
-    assert.deepEqual(ch.reasons, ['element virbr7 in fwd_in points to net_quiet_in, expected net_lab_in']);
+    assert.deepEqual(ch.reasons, ['element virbr7 in fwd_in maps to net_quiet_in, expected net_lab_in']);
     assert.equal(
       ch.script,
-      'delete element inet kvmnet fwd_in { "virbr7" }\n' + renderFragment(buildFragment(LAB_INTENT)),
+      'delete element inet kvmnet fwd_in { "virbr7" }\n' +
+        'add element inet kvmnet fwd_in { "virbr7" : jump net_lab_in }\n',
     );
   });
 
@@ -367,8 +456,12 @@ describe('NftablesBackend.planNetwork', () => {
     assert.equal(ch.script, renderSkeleton());
   });
 
-  test('switching lab from NAT to routed removes the NAT chain and element it no longer needs', () => {
-    const routed = intentOf({ ...LAB, mode: 'routed' });
+  test('switching lab from NAT to routed drops the NAT chain and its element, keeps the hairpin', () => {
+    const routed = intentOf({ ...LAB, mode: 'routed' }, LAB_DNAT);
+    assert.deepEqual(buildFragment(routed).chains.at(-1), {
+      name: 'net_lab_hairpin',
+      rules: ['ip saddr 10.10.0.0/24 ip daddr 10.10.0.0/24 ct status dnat masquerade'],
+    });
     const ch = backend.planNetwork(routed, appliedOf(LAB_INTENT), observe(fixture));
     assert.deepEqual(ch.reasons, [
       'element virbr7 in nat_out is no longer wanted',
@@ -376,15 +469,181 @@ describe('NftablesBackend.planNetwork', () => {
       'chain net_lab_in has 4 rules not matching the 3 expected',
       'chain net_lab_out has 2 rules not matching the 2 expected',
       'chain net_lab_host has 2 rules not matching the 2 expected',
+      'chain net_lab_hairpin has 1 rules not matching the 1 expected',
     ]);
     assert.equal(
       ch.script,
       'delete element inet kvmnet nat_out { "virbr7" }\n' +
         'flush chain inet kvmnet net_lab_nat\n' +
         'delete chain inet kvmnet net_lab_nat\n' +
-        renderFragment(buildFragment(routed)),
+        renderChains(buildFragment(routed)),
+    );
+    // The NAT element jumped to the chain this change removes: the undo cannot bring it back alone.
+    assert.equal(ch.undo, '');
+    assert.deepEqual(ch.applied, appliedOf(routed));
+    assert.deepEqual(ch.applied.chains, ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_hairpin']);
+  });
+
+  test('switching lab from NAT to isolated removes the NAT and hairpin chains and the elements it no longer needs', () => {
+    const isolated = intentOf({ ...LAB, mode: 'isolated' });
+    const ch = backend.planNetwork(isolated, appliedOf(LAB_INTENT), observe(fixture));
+    assert.deepEqual(ch.reasons, [
+      'element virbr7 in hairpin is no longer wanted',
+      'element virbr7 in nat_out is no longer wanted',
+      'element tcp . 8080 in fwd_any is no longer wanted',
+      'element 192.168.100.239 . udp . 5353 in fwd_addr is no longer wanted',
+      'chain net_lab_hairpin is no longer wanted',
+      'chain net_lab_nat is no longer wanted',
+      'chain net_lab_in has 4 rules not matching the 2 expected',
+      'chain net_lab_out has 2 rules not matching the 1 expected',
+      'chain net_lab_host has 2 rules not matching the 2 expected',
+    ]);
+    assert.equal(
+      ch.script,
+      'delete element inet kvmnet hairpin { "virbr7" }\n' +
+        'delete element inet kvmnet nat_out { "virbr7" }\n' +
+        'delete element inet kvmnet fwd_any { tcp . 8080 }\n' +
+        'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n' +
+        'flush chain inet kvmnet net_lab_hairpin\n' +
+        'delete chain inet kvmnet net_lab_hairpin\n' +
+        'flush chain inet kvmnet net_lab_nat\n' +
+        'delete chain inet kvmnet net_lab_nat\n' +
+        renderChains(buildFragment(isolated)),
+    );
+    // The removed forwards come back on rollback; the chains' elements cannot.
+    assert.equal(
+      ch.undo,
+      'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.50 . 80 }\n' +
+        'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n',
     );
     assert.deepEqual(ch.applied.chains, ['net_lab_in', 'net_lab_out', 'net_lab_host']);
+  });
+
+  test('the tag covers the chains only: forwards change no rule comment', () => {
+    assert.equal(buildFragment(LAB_INTENT).tag, buildFragment(intentOf(LAB)).tag);
+    assert.notEqual(buildFragment(LAB_INTENT).tag, buildFragment(intentOf({ ...LAB, mode: 'routed' })).tag);
+  });
+});
+
+describe('port forwards', () => {
+  test('two forwards, one bound to a host address: a fwd_any and a fwd_addr element', () => {
+    const f = buildFragment(LAB_INTENT);
+    const forwards = f.elements.filter((e) => e.map === 'fwd_any' || e.map === 'fwd_addr');
+    assert.deepEqual(forwards, [
+      { map: 'fwd_any', key: 'tcp . 8080', value: '10.10.0.50 . 80' },
+      { map: 'fwd_addr', key: '192.168.100.239 . udp . 5353', value: '10.10.0.60 . 53' },
+    ]);
+    assert.equal(
+      renderAddElements(forwards),
+      'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.50 . 80 }\n' +
+        'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n',
+    );
+  });
+
+  test('the network is in place but one forward element is missing: exactly one add element', () => {
+    const cases: Array<[string, string, string, string]> = [
+      [
+        'fwd_any',
+        'element tcp . 8080 missing from fwd_any',
+        'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.50 . 80 }\n',
+        'delete element inet kvmnet fwd_any { tcp . 8080 }\n',
+      ],
+      [
+        'fwd_addr',
+        'element 192.168.100.239 . udp . 5353 missing from fwd_addr',
+        'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n',
+        'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n',
+      ],
+    ];
+    for (const [map, reason, script, undo] of cases) {
+      const obs = observe(
+        edited((items) =>
+          items.map((it) => {
+            if (it.map?.name === map) it.map.elem = [];
+            return it;
+          }),
+        ),
+      );
+      assert.equal(obs.skeletonOk, true, map);
+      for (const previous of [undefined, appliedOf(LAB_INTENT)]) {
+        const ch = backend.planNetwork(LAB_INTENT, previous, obs);
+        assert.deepEqual(ch.reasons, [reason], map);
+        assert.equal(ch.script, script, map);
+        assert.equal(ch.undo, undo, map);
+        assert.deepEqual(ch.applied, appliedOf(LAB_INTENT), map);
+      }
+    }
+  });
+
+  test('many forwards missing: one add element each, the reasons name five and count the rest', () => {
+    const extra: DnatEntry[] = Array.from({ length: 8 }, (_, i) => ({
+      proto: 'tcp',
+      port: 9000 + i,
+      targetIp: '10.10.0.70',
+      targetPort: 9000 + i,
+    }));
+    const ch = backend.planNetwork(
+      intentOf(LAB, [...LAB_DNAT, ...extra]),
+      appliedOf(LAB_INTENT),
+      observe(fixture),
+    );
+    assert.deepEqual(ch.reasons, [
+      'element tcp . 9000 missing from fwd_any',
+      'element tcp . 9001 missing from fwd_any',
+      'element tcp . 9002 missing from fwd_any',
+      'element tcp . 9003 missing from fwd_any',
+      'element tcp . 9004 missing from fwd_any',
+      'and 3 more elements missing',
+    ]);
+    assert.equal(
+      ch.script,
+      extra
+        .map((d) => `add element inet kvmnet fwd_any { tcp . ${d.port} : 10.10.0.70 . ${d.port} }\n`)
+        .join(''),
+    );
+  });
+
+  test('a forward whose target moved: its element is deleted, then re-added with the new value', () => {
+    const moved = intentOf(LAB, [
+      { proto: 'tcp', port: 8080, targetIp: '10.10.0.51', targetPort: 80 },
+      { hostIp: '192.168.100.239', proto: 'udp', port: 5353, targetIp: '10.10.0.60', targetPort: 5353 },
+    ]);
+    const ch = backend.planNetwork(moved, appliedOf(LAB_INTENT), observe(fixture));
+    assert.deepEqual(ch.reasons, [
+      'element tcp . 8080 in fwd_any maps to 10.10.0.50 . 80, expected 10.10.0.51 . 80',
+      'element 192.168.100.239 . udp . 5353 in fwd_addr maps to 10.10.0.60 . 53, expected 10.10.0.60 . 5353',
+    ]);
+    assert.equal(
+      ch.script,
+      'delete element inet kvmnet fwd_any { tcp . 8080 }\n' +
+        'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n' +
+        'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.51 . 80 }\n' +
+        'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 5353 }\n',
+    );
+    assert.deepEqual(ch.applied, appliedOf(moved));
+  });
+
+  test('a forward dropped since the previous apply: its element is deleted, only if still present', () => {
+    const fewer = intentOf(LAB, LAB_DNAT.slice(0, 1));
+    const ch = backend.planNetwork(fewer, appliedOf(LAB_INTENT), observe(fixture));
+    assert.deepEqual(ch.reasons, ['element 192.168.100.239 . udp . 5353 in fwd_addr is no longer wanted']);
+    assert.equal(ch.script, 'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n');
+    assert.deepEqual(ch.applied, appliedOf(fewer));
+
+    // Already gone from the kernel: nothing to delete.
+    const gone = observe(
+      edited((items) =>
+        items.map((it) => {
+          if (it.map?.name === 'fwd_addr') it.map.elem = [];
+          return it;
+        }),
+      ),
+    );
+    const none = backend.planNetwork(fewer, appliedOf(LAB_INTENT), gone);
+    assert.equal(none.script, '');
+    assert.deepEqual(none.reasons, []);
+    // Without a previous record the element is not known to be this network's: it stays.
+    assert.equal(backend.planNetwork(fewer, undefined, observe(fixture)).script, '');
   });
 });
 
@@ -404,21 +663,39 @@ describe('NftablesBackend.planRemove', () => {
         'delete element inet kvmnet fwd_in { "virbr7" }',
         'delete element inet kvmnet fwd_out { "virbr7" }',
         'delete element inet kvmnet host_in { "virbr7" }',
+        'delete element inet kvmnet hairpin { "virbr7" }',
         'delete element inet kvmnet nat_out { "virbr7" }',
+        'delete element inet kvmnet gateways { 10.10.0.1 }',
+        'delete element inet kvmnet fwd_any { tcp . 8080 }',
+        'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }',
         'flush chain inet kvmnet net_lab_in',
         'delete chain inet kvmnet net_lab_in',
         'flush chain inet kvmnet net_lab_out',
         'delete chain inet kvmnet net_lab_out',
         'flush chain inet kvmnet net_lab_host',
         'delete chain inet kvmnet net_lab_host',
+        'flush chain inet kvmnet net_lab_hairpin',
+        'delete chain inet kvmnet net_lab_hairpin',
         'flush chain inet kvmnet net_lab_nat',
         'delete chain inet kvmnet net_lab_nat',
         '',
       ].join('\n'),
     );
-    assert.equal(ch.reasons.length, 8);
-    assert.equal(ch.reasons[0], 'remove element virbr7 from fwd_in');
-    assert.equal(ch.reasons[7], 'remove chain net_lab_nat');
+    assert.deepEqual(ch.reasons, [
+      'remove element virbr7 from fwd_in',
+      'remove element virbr7 from fwd_out',
+      'remove element virbr7 from host_in',
+      'remove element virbr7 from hairpin',
+      'remove element virbr7 from nat_out',
+      'remove element 10.10.0.1 from gateways',
+      'remove element tcp . 8080 from fwd_any',
+      'remove element 192.168.100.239 . udp . 5353 from fwd_addr',
+      'remove chain net_lab_in',
+      'remove chain net_lab_out',
+      'remove chain net_lab_host',
+      'remove chain net_lab_hairpin',
+      'remove chain net_lab_nat',
+    ]);
   });
 
   test('no table: nothing to do', () => {
@@ -450,7 +727,33 @@ describe('against the kernel (throwaway namespace)', () => {
     nft(['delete', 'rule', 'inet', 'kvmnet', 'net_lab_in', 'handle', String(handle)]);
     const repair = backend.planNetwork(LAB_INTENT, first.applied, list());
     assert.deepEqual(repair.reasons, ['chain net_lab_in has 3 rules not matching the 4 expected']);
+    assert.equal(repair.script, renderChains(buildFragment(LAB_INTENT)));
     nft(['-f', '-'], repair.script);
+    assert.equal(backend.planNetwork(LAB_INTENT, first.applied, list()).script, '');
+
+    // A forward element deleted by an outsider: the repair adds just that element.
+    nft(['delete', 'element', 'inet', 'kvmnet', 'fwd_addr', '{ 192.168.100.239 . udp . 5353 }']);
+    const readd = backend.planNetwork(LAB_INTENT, first.applied, list());
+    assert.deepEqual(readd.reasons, ['element 192.168.100.239 . udp . 5353 missing from fwd_addr']);
+    assert.equal(
+      readd.script,
+      'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n',
+    );
+    nft(['-f', '-'], readd.script);
+    assert.equal(backend.planNetwork(LAB_INTENT, first.applied, list()).script, '');
+
+    // A forward's target moves: delete and re-add in one transaction, then nothing left to do.
+    const moved = intentOf(LAB, [{ ...LAB_DNAT[0]!, targetIp: '10.10.0.51' }, LAB_DNAT[1]!]);
+    const move = backend.planNetwork(moved, first.applied, list());
+    assert.equal(
+      move.script,
+      'delete element inet kvmnet fwd_any { tcp . 8080 }\n' +
+        'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.51 . 80 }\n',
+    );
+    nft(['-f', '-'], move.script);
+    assert.equal(list().elements.get('fwd_any|tcp . 8080'), '10.10.0.51 . 80');
+    assert.equal(backend.planNetwork(moved, move.applied, list()).script, '');
+    nft(['-f', '-'], backend.planNetwork(LAB_INTENT, move.applied, list()).script);
     assert.equal(backend.planNetwork(LAB_INTENT, first.applied, list()).script, '');
 
     // A second network beside it, then removing lab leaves quiet intact.
@@ -460,6 +763,10 @@ describe('against the kernel (throwaway namespace)', () => {
     const left = list();
     assert.deepEqual(
       [...left.chains.keys()].filter((c) => c.startsWith('net_lab_')),
+      [],
+    );
+    assert.deepEqual(
+      first.applied.elements.map(elementKey).filter((k) => left.elements.has(k)),
       [],
     );
     assert.deepEqual(
