@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths } from '../engine/paths.js';
-import { parseDefinitions, renderDefinitions } from '../model/definitions.js';
+import { parseDefinitionsFile, renderDefinitions } from '../model/definitions.js';
 import { inputError, KvmnetError } from '../model/errors.js';
 import type { CliContext } from './context.js';
 import { registerNet } from './net.js';
@@ -112,21 +112,28 @@ See docs/cli.md for every command and its JSON output.`,
           'check the path',
         );
       }
-      const inputs = parseDefinitions(text, o.file);
-      const r = await ctx.engine().apply(inputs, { dryRun: o.dryRun });
+      const file = parseDefinitionsFile(text, o.file);
+      const r = await ctx.engine().apply(file.networks, file.forwards, { dryRun: o.dryRun });
       out(ctx.json() ? json(r) : renderResult(r));
     });
 
   program
     .command('export')
     .summary('print the stored definitions as YAML')
-    .description('Print the stored definitions as YAML for `kvmnet apply -f`.')
+    .description(
+      'Print the stored definitions (networks and port forwards) as YAML for `kvmnet apply -f`. Ports are not ' +
+        'part of the file: they belong to running VMs and are managed with `kvmnet port`.',
+    )
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action(async (o: { output?: string }) => {
       const defs = await ctx.engine().exportDefinitions();
       const text = ctx.json()
-        ? json({ version: 1, networks: Object.fromEntries(defs.map((d) => [d.name, d])) })
-        : renderDefinitions(defs);
+        ? json({
+            version: 1,
+            networks: Object.fromEntries(defs.networks.map((d) => [d.name, d])),
+            forwards: defs.forwards,
+          })
+        : renderDefinitions(defs.networks, defs.forwards);
       if (o.output) await writeFile(o.output, text);
       else out(text);
     });

@@ -24,9 +24,8 @@ export function renderResult(r: OpResult): string {
     const verb = r.dryRun
       ? { define: 'would define', undefine: 'would undefine', update: 'would update' }
       : { define: 'defined', undefine: 'undefined', update: 'updated' };
-    out.push(
-      `network ${d.network}: ${verb[d.change]}${d.details.length ? ` (${d.details.join(', ')})` : ''}`,
-    );
+    const what = d.forward === undefined ? `network ${d.network}` : `forward ${d.forward} of ${d.network}`;
+    out.push(`${what}: ${verb[d.change]}${d.details.length ? ` (${d.details.join(', ')})` : ''}`);
   }
   for (const p of r.plans) {
     if (r.dryRun) out.push(formatPlan(p).trimEnd());

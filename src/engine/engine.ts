@@ -68,6 +68,8 @@ export interface NetworkInfo extends NetworkStatus {
 
 export interface DefinitionChange {
   network: string;
+  /** Set when the change is to a port forward (its id) rather than to the network itself. */
+  forward?: string;
   change: 'define' | 'undefine' | 'update';
   details: string[];
 }
@@ -155,8 +157,12 @@ export class Engine {
     };
   }
 
-  async exportDefinitions(): Promise<NetworkDef[]> {
-    return Object.values((await this.store.load()).networks);
+  async exportDefinitions(): Promise<{ networks: NetworkDef[]; forwards: ForwardDef[] }> {
+    const state = await this.store.load();
+    return {
+      networks: Object.values(state.networks),
+      forwards: Object.values(state.forwards).sort(compareForwards),
+    };
   }
 
   // ---- definitions ---------------------------------------------------------------------------
@@ -325,7 +331,11 @@ export class Engine {
   }
 
   /** Makes the stored definitions equal to `inputs`; running networks follow their new definitions. */
-  async apply(inputs: NetworkInput[], opts: { dryRun: boolean }): Promise<OpResult> {
+  async apply(
+    inputs: NetworkInput[],
+    forwardInputs: ForwardInput[],
+    opts: { dryRun: boolean },
+  ): Promise<OpResult> {
     return this.locked(async () => {
       const state = await this.store.load();
       const applied = await this.store.listApplied();
@@ -374,15 +384,59 @@ export class Engine {
         }
       }
       for (const n of removed) result.definitions.push({ network: n, change: 'undefine', details: [] });
+
+      // Forwards: the file's list is the whole set (validated against the new networks).
+      const forwards: Record<string, ForwardDef> = {};
+      for (const input of forwardInputs) {
+        const net = next[input.network];
+        if (!net) {
+          throw inputError(
+            'unknown-network',
+            `forward ${input.proto} ${input.ports} names network "${input.network}", which the file does not define`,
+            'define the network in the file or fix the name',
+          );
+        }
+        const f = buildForward(input, {
+          net,
+          allowed: driverFor(net.mode).capabilities.forwards,
+          ports: Object.values(state.ports),
+          forwards: Object.values(forwards),
+        });
+        if (f.hostIp !== undefined) await this.checkHostIp({ ...state, networks: next }, f.hostIp);
+        forwards[forwardId(f)] = f;
+      }
+      const touched = new Set<string>();
+      const described = (f: ForwardDef): string[] => [
+        forwardView({ ...state, networks: next }, f).summary,
+        ...(f.description ? [f.description] : []),
+      ];
+      for (const [id, f] of Object.entries(forwards)) {
+        const old = state.forwards[id];
+        if (old && JSON.stringify(old) === JSON.stringify(f)) continue;
+        result.definitions.push({
+          network: f.network,
+          forward: id,
+          change: old ? 'update' : 'define',
+          details: described(f),
+        });
+        touched.add(f.network);
+        if (old) touched.add(old.network);
+      }
+      for (const [id, f] of Object.entries(state.forwards)) {
+        if (forwards[id]) continue;
+        result.definitions.push({ network: f.network, forward: id, change: 'undefine', details: [] });
+        touched.add(f.network);
+      }
       if (result.definitions.length === 0) return result;
 
       const running = new Set(applied.map((a) => a.network));
       for (const n of removed) if (running.has(n)) result.plans.push(await this.stopLocked(n, opts.dryRun));
-      const newState: StateData = { ...state, networks: next };
+      const newState: StateData = { ...state, networks: next, forwards };
       if (!opts.dryRun) await this.store.save(newState);
-      for (const c of result.definitions) {
-        if (c.change === 'update' && running.has(c.network))
-          result.plans.push(...(await this.startLocked(newState, c.network, opts.dryRun)));
+      for (const c of result.definitions) if (c.change === 'update' && !c.forward) touched.add(c.network);
+      for (const n of [...touched].sort()) {
+        if (running.has(n) && next[n])
+          result.plans.push(...(await this.startLocked(newState, n, opts.dryRun)));
       }
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));

@@ -3,16 +3,35 @@
 import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
 import { inputError } from './errors.js';
+import { PROTOCOLS, portsText, type ForwardDef, type ForwardInput } from './forward.js';
 import { networkFileSchema, type NetworkDef, type NetworkInput } from './network.js';
 
 export const FILE_VERSION = 1;
+
+const forwardFileSchema = z
+  .object({
+    network: z.string(),
+    proto: z.enum(PROTOCOLS),
+    port: z.union([z.number().int(), z.string()]),
+    to: z.string(),
+    hostIp: z.string().optional(),
+    description: z.string().optional(),
+  })
+  .strict();
 
 const fileSchema = z
   .object({
     version: z.literal(FILE_VERSION).optional(),
     networks: z.record(z.string(), networkFileSchema).nullable().optional(),
+    forwards: z.array(forwardFileSchema).nullable().optional(),
   })
   .strict();
+
+/** A definitions file: networks, and port forwards (a missing `forwards` key means none). */
+export interface DefinitionsFile {
+  networks: NetworkInput[];
+  forwards: ForwardInput[];
+}
 
 /** The line of the key at `path` (the key itself, not its value), or of its nearest parent. */
 function lineOf(doc: Document, lc: LineCounter, path: PropertyKey[]): number | undefined {
@@ -69,7 +88,12 @@ function describe(issue: z.core.$ZodIssue, raw: unknown): { message: string; hin
   }
 }
 
+/** The networks of a definitions file (see parseDefinitionsFile). */
 export function parseDefinitions(text: string, file: string): NetworkInput[] {
+  return parseDefinitionsFile(text, file).networks;
+}
+
+export function parseDefinitionsFile(text: string, file: string): DefinitionsFile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -102,10 +126,16 @@ export function parseDefinitions(text: string, file: string): NetworkInput[] {
     if (n.autostart !== undefined) input.autostart = n.autostart;
     out.push(input);
   }
-  return out;
+  const forwards: ForwardInput[] = (r.data.forwards ?? []).map((f) => {
+    const input: ForwardInput = { network: f.network, proto: f.proto, ports: String(f.port), target: f.to };
+    if (f.hostIp !== undefined) input.hostIp = f.hostIp;
+    if (f.description !== undefined) input.description = f.description;
+    return input;
+  });
+  return { networks: out, forwards };
 }
 
-export function renderDefinitions(defs: NetworkDef[]): string {
+export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] = []): string {
   const networks: Record<string, unknown> = {};
   for (const d of [...defs].sort((a, b) => a.name.localeCompare(b.name))) {
     networks[d.name] = {
@@ -121,6 +151,17 @@ export function renderDefinitions(defs: NetworkDef[]): string {
   }
   return (
     '# kvmnet definitions (kvmnet export); apply with: kvmnet apply -f FILE\n' +
-    stringify({ version: FILE_VERSION, networks })
+    stringify({ version: FILE_VERSION, networks, forwards: forwardDefs.map(forwardToFile) })
   );
+}
+
+function forwardToFile(f: ForwardDef): Record<string, unknown> {
+  return {
+    network: f.network,
+    proto: f.proto,
+    port: f.port === f.portEnd ? f.port : portsText(f.port, f.portEnd),
+    to: `${f.target}:${portsText(f.targetPort, f.targetPort + f.portEnd - f.port)}`,
+    ...(f.hostIp === undefined ? {} : { hostIp: f.hostIp }),
+    ...(f.description === undefined ? {} : { description: f.description }),
+  };
 }

@@ -155,4 +155,14 @@ describe('VM ports with QEMU guests', () => {
     const page = await kvm2.run('timeout 10 wget -qO- http://kvm1/');
     assert.match(page.output, /hello from kvm1/);
   });
+
+  test('issue 4: a forward reaches the QEMU guest from the LAN, from the host, and from the other guest (hairpin)', async () => {
+    await lab.kvmnetOk('forward', 'add', 'default', 'tcp', '8080', 'kvm1:80');
+    const url = `http://${HOST_LAN_IP}:8080/`;
+    assert.match((await lab.fetch(lab.lanNs, url, 10)) ?? '', /hello from kvm1/);
+    assert.match((await lab.fetch(lab.hostNs, url, 10)) ?? '', /hello from kvm1/);
+    const hairpin = await kvm2.run(`timeout 10 wget -qO- ${url}`);
+    assert.equal(hairpin.code, 0, hairpin.output);
+    assert.match(hairpin.output, /hello from kvm1/);
+  });
 });

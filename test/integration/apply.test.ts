@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lib/lab.js';
+import { must } from '../lib/proc.js';
 
 describe('apply and export', () => {
   let lab: Lab;
@@ -59,7 +60,10 @@ describe('apply and export', () => {
     const changed = exported
       .replace(/(lab:\n(?: {4}.*\n)*? {4}dhcp:\n {6}start: )10\.10\.0\.2/, '$110.10.0.100')
       .replace(/(\n {2}iso:\n(?: {4}.*\n)+)/, '\n')
-      .concat('  rt:\n    mode: routed\n    subnet: 10.30.0.0/24\n    bridge: virbr30\n');
+      .replace(
+        'forwards: []\n',
+        '  rt:\n    mode: routed\n    subnet: 10.30.0.0/24\n    bridge: virbr30\nforwards: []\n',
+      );
     assert.notEqual(changed, exported);
     const f = join(lab.dir, 'changed.yaml');
     await writeFile(f, changed);
@@ -101,5 +105,46 @@ describe('apply and export', () => {
     assert.ok(last >= 100, `lease ${lease.ip} comes from the new range`);
     // And the file now describes the host exactly: applying it again changes nothing.
     assert.equal(await lab.kvmnetOk('apply', '-f', f), 'no changes\n');
+  });
+
+  test('forwards are part of the file: apply adds and removes them on the running network', async () => {
+    await lab.kvmnetOk('port', 'add', 'lab', '--vm', 'web', '--ip', '10.10.0.50');
+    await lab.kvmnetOk('forward', 'add', 'lab', 'tcp', '8080', 'web:80');
+    const text = await lab.kvmnetOk('export');
+    assert.match(text, /^forwards:\n {2}- network: lab\n {4}proto: tcp\n {4}port: 8080\n {4}to: web:80\n/m);
+    const f = join(lab.dir, 'fwd.yaml');
+    await writeFile(f, text);
+    assert.equal(await lab.kvmnetOk('apply', '-f', f), 'no changes\n');
+    await writeFile(
+      f,
+      text.replace(
+        /forwards:\n[\s\S]*$/,
+        'forwards:\n  - network: lab\n    proto: udp\n    port: 5353\n    to: web:53\n',
+      ),
+    );
+    const dry = await lab.kvmnetOk('apply', '-f', f, '--dry-run');
+    assert.deepEqual(
+      dry.split('\n').filter((l) => l.startsWith('forward ')),
+      [
+        'forward udp/5353 of lab: would define (udp *:5353 -> web:53 (10.10.0.50:53))',
+        'forward tcp/8080 of lab: would undefine',
+      ],
+    );
+    assert.match(dry, /^delete element inet kvmnet fwd_any \{ tcp \. 8080 \}$/m);
+    assert.match(dry, /^add element inet kvmnet fwd_any \{ udp \. 5353 : 10\.10\.0\.50 \. 53 \}$/m);
+    await lab.kvmnetOk('apply', '-f', f);
+    const map = await must('ip', [
+      'netns',
+      'exec',
+      lab.hostNs,
+      'nft',
+      'list',
+      'map',
+      'inet',
+      'kvmnet',
+      'fwd_any',
+    ]);
+    assert.match(map, /udp \. 5353 : 10\.10\.0\.50 \. 53/);
+    assert.doesNotMatch(map, /tcp \. 8080/);
   });
 });

@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { KvmnetError } from '../../src/model/errors.js';
-import { parseDefinitions, renderDefinitions } from '../../src/model/definitions.js';
+import { parseDefinitions, parseDefinitionsFile, renderDefinitions } from '../../src/model/definitions.js';
 import { buildNetwork, type NetworkDef, type NetworkInput } from '../../src/model/network.js';
 
 /** parseDefinitions must refuse text with exactly this code, message and (if given) hint. */
@@ -326,6 +326,7 @@ describe('renderDefinitions', () => {
         '      end: 10.10.0.254',
         '    domain: lab',
         '    autostart: true',
+        'forwards: []',
         '',
       ].join('\n'),
     );
@@ -355,5 +356,66 @@ describe('renderDefinitions', () => {
 
   test('no networks', () => {
     assert.deepEqual(parseDefinitions(renderDefinitions([]), 'x'), []);
+  });
+});
+
+describe('forwards in the definitions file', () => {
+  test('render and parse round-trip, ranges and host addresses included', () => {
+    const net = buildNetwork({ name: 'lab', subnet: '10.10.0.0/24', bridge: 'virbr7' }, { others: [] });
+    const text = renderDefinitions(
+      [net],
+      [
+        {
+          network: 'lab',
+          proto: 'tcp',
+          port: 8080,
+          portEnd: 8080,
+          target: 'kvm1',
+          targetPort: 80,
+          description: 'web',
+        },
+        {
+          network: 'lab',
+          proto: 'udp',
+          hostIp: '192.168.100.239',
+          port: 10000,
+          portEnd: 10010,
+          target: '10.10.0.60',
+          targetPort: 20000,
+        },
+      ],
+    );
+    assert.match(
+      text,
+      /^forwards:\n {2}- network: lab\n {4}proto: tcp\n {4}port: 8080\n {4}to: kvm1:80\n {4}description: web\n/m,
+    );
+    assert.match(
+      text,
+      /port: 10000-10010\n {4}to: 10\.10\.0\.60:20000-20010\n {4}hostIp: 192\.168\.100\.239\n/,
+    );
+    assert.deepEqual(parseDefinitionsFile(text, 'f.yaml').forwards, [
+      { network: 'lab', proto: 'tcp', ports: '8080', target: 'kvm1:80', description: 'web' },
+      {
+        network: 'lab',
+        proto: 'udp',
+        ports: '10000-10010',
+        target: '10.10.0.60:20000-20010',
+        hostIp: '192.168.100.239',
+      },
+    ]);
+  });
+
+  test('a bad protocol or an unknown key in a forward names its path and line', () => {
+    refuses(yaml('forwards:', '  - network: lab', '    proto: sctp', '    port: 1', '    to: a:1'), {
+      code: 'invalid-file',
+      message: 'file.yaml:3: key "forwards.0.proto" must be one of "tcp", "udp"',
+    });
+    refuses(
+      yaml('forwards:', '  - network: lab', '    proto: tcp', '    port: 1', '    to: a:1', '    via: x'),
+      {
+        code: 'invalid-file',
+        message: 'file.yaml:6: unknown key "forwards.0.via"',
+      },
+    );
   });
 });
