@@ -45,6 +45,7 @@ import {
 } from '../model/port.js';
 import { readLeases, type Lease } from './leases.js';
 import { planPorts } from './plan.js';
+import { dnatElements, type ElementSpec } from '../render/nft.js';
 
 export interface EngineOptions {
   paths: Paths;
@@ -560,7 +561,10 @@ export class Engine {
       });
       if (f.hostIp !== undefined) await this.checkHostIp(state, f.hostIp);
       const next: StateData = { ...state, forwards: { ...state.forwards, [forwardId(f)]: f } };
-      const plans = await this.syncForwards(next, net.name, opts.dryRun);
+      const added = dnatElements(
+        expandForward(f, targetAddress(f, { net, ports: Object.values(state.ports) })),
+      );
+      const plans = await this.forwardDelta(next, net.name, added, [], opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], forward: forwardView(next, f) };
     });
@@ -603,7 +607,11 @@ export class Engine {
       }
       const next: StateData = { ...state, forwards: { ...state.forwards } };
       delete next.forwards[id];
-      const plans = await this.syncForwards(next, network, opts.dryRun);
+      const net = Engine.getDef(state, network);
+      const removed = dnatElements(
+        expandForward(f, targetAddress(f, { net, ports: Object.values(state.ports) })),
+      );
+      const plans = await this.forwardDelta(next, network, [], removed, opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], forward: forwardView(state, f) };
     });
@@ -630,10 +638,79 @@ export class Engine {
     }
   }
 
-  /** Forwards change only the running network's map elements (nothing to do while it is stopped). */
-  private async syncForwards(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
+  /**
+   * One forward added or removed on a running network: a delta transaction on its map elements,
+   * read back by key, so its cost does not grow with the number of forwards. If the table drifted
+   * (an element missing or holding another target, the table gone), the firewall is reconciled
+   * in full instead. A stopped network gets its forwards with `net start`.
+   */
+  private async forwardDelta(
+    state: StateData,
+    name: string,
+    add: ElementSpec[],
+    remove: ElementSpec[],
+    dryRun: boolean,
+  ): Promise<NetworkPlan[]> {
     if (!(await this.store.loadApplied(name))) return [];
-    return this.startLocked(state, name, dryRun);
+    const script = this.firewall.renderForwardDelta(add, remove);
+    const plan: NetworkPlan = {
+      network: name,
+      action: 'update',
+      steps: [
+        {
+          kind: 'nft',
+          why: 'port forward change',
+          script,
+          undo: this.firewall.renderForwardDelta(remove, add),
+        },
+      ],
+    };
+    if (dryRun) return [plan];
+    try {
+      await this.firewall.applyForwardDelta(add, remove);
+    } catch {
+      this.note(`kvmnet's nft table differs from what was applied; reconciling network "${name}" in full`);
+      return this.syncForwards(state, name, false);
+    }
+    const problems = await this.firewall.verifyForwardDelta(add, remove);
+    if (problems.length) {
+      throw failure('verify-failed', `network "${name}" does not match after apply: ${problems.join('; ')}`, {
+        hint: 'something else changed the nft table at the same time; run `kvmnet net start` to reconcile',
+      });
+    }
+    return [plan];
+  }
+
+  /**
+   * Forwards change only the running network's firewall (nothing while it is stopped): observe,
+   * plan and verify the nft table alone, so one forward costs the same with 10 or 1,000 present
+   * but for reading the table.
+   */
+  private async syncForwards(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
+    const applied = await this.store.loadApplied(name);
+    if (!applied) return [];
+    const def = Engine.getDef(state, name);
+    const intent = driverFor(def.mode).firewall(def, dnatOf(state, def));
+    const change = this.firewall.planNetwork(intent, applied.firewall, await this.firewall.observe());
+    const steps: Step[] = change.script
+      ? [{ kind: 'nft', why: change.reasons.join('; '), script: change.script, undo: change.undo }]
+      : [];
+    const plan: NetworkPlan = { network: name, action: 'update', steps };
+    if (dryRun || steps.length === 0) return [plan];
+    await this.runAtomically(plan);
+    const after = this.firewall.planNetwork(intent, change.applied, await this.firewall.observe());
+    if (after.script) {
+      throw failure(
+        'verify-failed',
+        `network "${name}" does not match after apply: ${after.reasons.join('; ')}`,
+        {
+          hint: 'something else changed the nft table at the same time; run the command again',
+        },
+      );
+    }
+    const rec = { ...applied, firewall: change.applied };
+    if (!sameRecord(applied, rec)) await this.store.saveApplied(rec);
+    return [plan];
   }
 
   /** Refuses a change after which a forward to a VM on `network` would have no address to reach. */
@@ -878,14 +955,16 @@ export class Engine {
         await removeIfEmpty(this.paths.appliedDir);
       }
     });
-    await this.store.saveApplied(rec);
+    // Write-ahead: the record names everything this apply may create before it creates it (skipped
+    // when it already does, e.g. for a port forward, whose elements the record does not list).
+    if (!sameRecord(previous, rec)) await this.store.saveApplied(rec);
     try {
       await this.execute(plan.steps, reverter, (pid) => {
         if (rec.dnsmasq) rec.dnsmasq.pid = pid;
       });
       rec.state = 'active';
       rec.firewall = firewall;
-      await this.store.saveApplied(rec);
+      if (!sameRecord(previous, rec)) await this.store.saveApplied(rec);
     } catch (e) {
       const undoFailures = await reverter.revert();
       if (!previous) {
@@ -1129,6 +1208,12 @@ function stateOf(applied: AppliedNetwork | undefined): NetworkState {
   return applied.state === 'active' ? 'active' : 'failed';
 }
 
+function sameRecord(a: AppliedNetwork | undefined, b: AppliedNetwork): boolean {
+  return (
+    a !== undefined && JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' })
+  );
+}
+
 function mergeFirewall(
   a: AppliedNetwork['firewall'] | undefined,
   b: AppliedNetwork['firewall'],
@@ -1138,6 +1223,7 @@ function mergeFirewall(
   return {
     chains: [...new Set([...a.chains, ...b.chains])],
     elements: [...b.elements, ...a.elements.filter((e) => !keys.has(`${e.map}|${e.key}`))],
+    ...(b.subnet === undefined ? {} : { subnet: b.subnet }),
   };
 }
 

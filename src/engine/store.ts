@@ -66,9 +66,10 @@ export class Store {
   }
 
   async save(data: StateData): Promise<void> {
+    // Compact: with thousands of forwards the file is rewritten on every change.
     await writeAtomic(
       this.paths.stateFile,
-      JSON.stringify({ ...data, version: STATE_VERSION }, null, 2) + '\n',
+      JSON.stringify({ ...data, version: STATE_VERSION }) + '\n',
       0o600,
     );
   }

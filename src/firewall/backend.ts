@@ -5,7 +5,13 @@ import type { ElementSpec, FirewallIntent } from '../render/nft.js';
 /** What is applied for one network, as recorded, so teardown removes exactly that. */
 export interface AppliedFirewall {
   chains: string[];
+  /** The network's own elements; port forward elements are not listed (there may be thousands). */
   elements: ElementSpec[];
+  /**
+   * The subnet port forwards of this network lead into: forward elements whose target lies in it
+   * are this network's (subnets never overlap), found by observation rather than listed here.
+   */
+  subnet?: string;
 }
 
 export interface FirewallObserved {
@@ -41,6 +47,15 @@ export interface FirewallBackend {
   /** othersRemain: other networks still use the table (if not, the whole table goes). */
   planRemove(applied: AppliedFirewall, obs: FirewallObserved, othersRemain: boolean): FirewallChange;
   apply(script: string): Promise<void>;
+  /**
+   * A port forward change as a delta: add and remove these forward elements, touching nothing else
+   * (O(1) in the number of forwards). Fails if the table drifted; callers then reconcile fully.
+   */
+  applyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<void>;
+  /** Reads back the given forward elements: the differences found, empty when all match. */
+  verifyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<string[]>;
+  /** The nft text a delta amounts to (for --dry-run). */
+  renderForwardDelta(add: ElementSpec[], remove: ElementSpec[]): string;
 }
 
 export function elementKey(e: { map: string; key: string }): string {

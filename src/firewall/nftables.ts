@@ -1,6 +1,7 @@
 // The nftables firewall backend: observes `table inet kvmnet` through `nft -j` and plans minimal
 // transactions (skeleton if it drifted, one network's chains and elements) as `nft -f` text.
 import type { Host } from '../host/host.js';
+import { contains, parseCidr, parseIpv4 } from '../model/ipv4.js';
 import {
   buildFragment,
   elementData,
@@ -133,9 +134,11 @@ export class NftablesBackend implements FirewallBackend {
     // removed only while it still holds what this network put there: the same key may since
     // belong to another network (a forward moved from one network to another).
     const wanted = new Set(f.elements.map(elementKey));
-    const staleElems: ElementSpec[] = (previous?.elements ?? []).filter(
-      (e) => !wanted.has(elementKey(e)) && stillOurs(e, obs),
-    );
+    const staleElems: ElementSpec[] = [
+      ...(previous?.elements ?? []).filter((e) => !wanted.has(elementKey(e)) && stillOurs(e, obs)),
+      // Forwards into this subnet that are no longer wanted (removed, or added by hand).
+      ...forwardElementsInto(intent.subnet, obs).filter((e) => !wanted.has(elementKey(e))),
+    ];
     const wantedChains = new Set(f.chains.map((c) => c.name));
     const staleChains = (previous?.chains ?? []).filter((c) => !wantedChains.has(c) && obs.chains.has(c));
     for (const e of staleElems) reasons.push(`element ${e.key} in ${e.map} is no longer wanted`);
@@ -175,7 +178,11 @@ export class NftablesBackend implements FirewallBackend {
     }
     script += renderRemoval(wrong, []);
     script += renderAddElements([...wrong, ...missing]);
-    const applied: AppliedFirewall = { chains: f.chains.map((c) => c.name), elements: f.elements };
+    const applied: AppliedFirewall = {
+      chains: f.chains.map((c) => c.name),
+      elements: f.elements.filter((e) => !FORWARD_MAPS.has(e.map)),
+      subnet: intent.subnet,
+    };
     let undo = '';
     if (script !== '') {
       if (!obs.table) undo = renderDeleteTable();
@@ -203,7 +210,10 @@ export class NftablesBackend implements FirewallBackend {
         applied: none,
       };
     }
-    const elems = applied.elements.filter((e) => stillOurs(e, obs));
+    const elems = [
+      ...applied.elements.filter((e) => stillOurs(e, obs)),
+      ...(applied.subnet === undefined ? [] : forwardElementsInto(applied.subnet, obs)),
+    ];
     const chains = applied.chains.filter((c) => obs.chains.has(c));
     const reasons = [
       ...elems.map((e) => `remove element ${e.key} from ${e.map}`),
@@ -214,6 +224,38 @@ export class NftablesBackend implements FirewallBackend {
 
   async apply(script: string): Promise<void> {
     await this.host.nftApply(script);
+  }
+
+  renderForwardDelta(add: ElementSpec[], remove: ElementSpec[]): string {
+    return renderRemoval(remove, []) + renderAddElements(add);
+  }
+
+  async applyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<void> {
+    await this.host.nftApply(this.renderForwardDelta(add, remove));
+  }
+
+  async verifyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<string[]> {
+    const problems: string[] = [];
+    for (const [map, elems] of groupByMap(add)) {
+      const text = await this.host.nftGetElements(
+        'inet',
+        'kvmnet',
+        map,
+        elems.map((e) => e.key),
+      );
+      for (const e of elems) {
+        if (text === null || !text.includes(`${e.key} : ${e.value ?? ''}`))
+          problems.push(`element ${e.key} in ${map} missing or different`);
+      }
+    }
+    // One transaction removed them all or none: reading back one key per map suffices.
+    for (const [map, elems] of groupByMap(remove)) {
+      const first = elems[0];
+      if (first && (await this.host.nftGetElements('inet', 'kvmnet', map, [first.key])) !== null) {
+        problems.push(`element ${first.key} still in ${map}`);
+      }
+    }
+    return problems;
   }
 }
 
@@ -229,5 +271,28 @@ function asObserved(e: ElementSpec, obs: FirewallObserved): ElementSpec {
   const out: ElementSpec = { map: e.map, key: e.key };
   if (e.jump !== undefined && data !== undefined) out.jump = data;
   else if (e.value !== undefined && data !== undefined) out.value = data;
+  return out;
+}
+
+const FORWARD_MAPS = new Set(['fwd_any', 'fwd_addr']);
+
+/** Observed forward elements whose target address lies in `subnet`. */
+function forwardElementsInto(subnet: string, obs: FirewallObserved): ElementSpec[] {
+  const c = parseCidr(subnet);
+  if (!c) return [];
+  const out: ElementSpec[] = [];
+  for (const [k, data] of obs.elements) {
+    const bar = k.indexOf('|');
+    const map = k.slice(0, bar);
+    if (!FORWARD_MAPS.has(map) || data === undefined) continue;
+    const ip = parseIpv4(data.split(' . ')[0] ?? '');
+    if (ip !== undefined && contains(c, ip)) out.push({ map, key: k.slice(bar + 1), value: data });
+  }
+  return out;
+}
+
+function groupByMap(elems: ElementSpec[]): Map<string, ElementSpec[]> {
+  const out = new Map<string, ElementSpec[]>();
+  for (const e of elems) out.set(e.map, [...(out.get(e.map) ?? []), e]);
   return out;
 }

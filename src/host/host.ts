@@ -128,6 +128,12 @@ export class Host {
     return JSON.parse(r.stdout) as unknown;
   }
 
+  /** `nft get element` of some keys: the listing text, or null when any key is missing. */
+  async nftGetElements(family: string, table: string, map: string, keys: string[]): Promise<string | null> {
+    const r = await this.exec.run('nft', ['get', 'element', family, table, map, `{ ${keys.join(', ')} }`]);
+    return r.code === 0 ? r.stdout : null;
+  }
+
   /** Applies an nft script as one transaction: all of it or nothing. */
   async nftApply(script: string): Promise<void> {
     if (script.trim() === '') return;

@@ -7,19 +7,27 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-
+/** Strict: four decimal octets 0-255 without leading zeros (hot path: no regular expressions). */
 export function parseIpv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
   let n = 0;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    n = n * 256 + v;
+  let octet = -1;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // a final "."
+    if (c === 46) {
+      if (digits === 0 || octet > 255) return undefined;
+      n = n * 256 + octet;
+      parts++;
+      octet = -1;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined; // leading zero
+      octet = (octet < 0 ? 0 : octet) * 10 + (c - 48);
+      if (++digits > 3) return undefined;
+    } else return undefined;
   }
-  return n;
+  return parts === 4 ? n : undefined;
 }
 
 export function formatIpv4(n: number): string {

@@ -179,6 +179,16 @@ export function chainNames(network: string): {
   };
 }
 
+/** Port forwards as elements of the forward maps (one per port). */
+export function dnatElements(entries: DnatEntry[]): ElementSpec[] {
+  return entries.map((d) => {
+    const value = `${d.targetIp} . ${d.targetPort}`;
+    return d.hostIp === undefined
+      ? { map: 'fwd_any', key: `${d.proto} . ${d.port}`, value }
+      : { map: 'fwd_addr', key: `${d.hostIp} . ${d.proto} . ${d.port}`, value };
+  });
+}
+
 export function buildFragment(intent: FirewallIntent): NetworkFragment {
   const n = chainNames(intent.network);
   const br = JSON.stringify(intent.bridge);
@@ -231,11 +241,7 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
     elements.push({ map: 'nat_out', key: intent.bridge, jump: n.nat });
   }
   elements.push({ map: 'gateways', key: intent.gateway });
-  for (const d of intent.dnat) {
-    const value = `${d.targetIp} . ${d.targetPort}`;
-    if (d.hostIp === undefined) elements.push({ map: 'fwd_any', key: `${d.proto} . ${d.port}`, value });
-    else elements.push({ map: 'fwd_addr', key: `${d.hostIp} . ${d.proto} . ${d.port}`, value });
-  }
+  elements.push(...dnatElements(intent.dnat));
   if (intent.dhcpChecksum) elements.push({ map: 'dhcp_bridges', key: intent.bridge });
   // The tag covers the rules only: elements (forwards above all) are compared one by one, so adding
   // the 1,000th forward is one element, not a rewrite.

@@ -110,9 +110,14 @@ function observe(json: unknown): FirewallObserved {
   return parseNftJson(json);
 }
 
+/** What the backend records for a network: its chains and own elements; forwards are found by subnet. */
 function appliedOf(intent: FirewallIntent): AppliedFirewall {
   const f = buildFragment(intent);
-  return { chains: f.chains.map((c) => c.name), elements: f.elements };
+  return {
+    chains: f.chains.map((c) => c.name),
+    elements: f.elements.filter((e) => e.map !== 'fwd_any' && e.map !== 'fwd_addr'),
+    subnet: intent.subnet,
+  };
 }
 
 describe('base chain declarations', () => {
@@ -340,8 +345,8 @@ describe('NftablesBackend.planNetwork', () => {
     }
   });
 
-  test('applied names every chain and element of the network', () => {
-    assert.deepEqual(appliedOf(LAB_INTENT), {
+  test('applied names every chain and own element of the network; forwards are found by its subnet', () => {
+    assert.deepEqual(backend.planNetwork(LAB_INTENT, undefined, parseNftJson(null)).applied, {
       chains: ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_hairpin', 'net_lab_nat'],
       elements: [
         { map: 'fwd_in', key: 'virbr7', jump: 'net_lab_in' },
@@ -350,12 +355,11 @@ describe('NftablesBackend.planNetwork', () => {
         { map: 'hairpin', key: 'virbr7', jump: 'net_lab_hairpin' },
         { map: 'nat_out', key: 'virbr7', jump: 'net_lab_nat' },
         { map: 'gateways', key: '10.10.0.1' },
-        { map: 'fwd_any', key: 'tcp . 8080', value: '10.10.0.50 . 80' },
-        { map: 'fwd_addr', key: '192.168.100.239 . udp . 5353', value: '10.10.0.60 . 53' },
         { map: 'dhcp_bridges', key: 'virbr7' },
       ],
+      subnet: '10.10.0.0/24',
     });
-    assert.deepEqual(appliedOf(QUIET_INTENT), {
+    assert.deepEqual(backend.planNetwork(QUIET_INTENT, undefined, parseNftJson(null)).applied, {
       chains: ['net_quiet_in', 'net_quiet_out', 'net_quiet_host'],
       elements: [
         { map: 'fwd_in', key: 'virbr8', jump: 'net_quiet_in' },
@@ -363,6 +367,7 @@ describe('NftablesBackend.planNetwork', () => {
         { map: 'host_in', key: 'virbr8', jump: 'net_quiet_host' },
         { map: 'gateways', key: '10.20.0.1' },
       ],
+      subnet: '10.20.0.0/24',
     });
   });
 
@@ -490,8 +495,8 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(ch.reasons, [
       'element virbr7 in hairpin is no longer wanted',
       'element virbr7 in nat_out is no longer wanted',
-      'element tcp . 8080 in fwd_any is no longer wanted',
       'element 192.168.100.239 . udp . 5353 in fwd_addr is no longer wanted',
+      'element tcp . 8080 in fwd_any is no longer wanted',
       'chain net_lab_hairpin is no longer wanted',
       'chain net_lab_nat is no longer wanted',
       'chain net_lab_in has 4 rules not matching the 2 expected',
@@ -502,8 +507,8 @@ describe('NftablesBackend.planNetwork', () => {
       ch.script,
       'delete element inet kvmnet hairpin { "virbr7" }\n' +
         'delete element inet kvmnet nat_out { "virbr7" }\n' +
-        'delete element inet kvmnet fwd_any { tcp . 8080 }\n' +
         'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n' +
+        'delete element inet kvmnet fwd_any { tcp . 8080 }\n' +
         'flush chain inet kvmnet net_lab_hairpin\n' +
         'delete chain inet kvmnet net_lab_hairpin\n' +
         'flush chain inet kvmnet net_lab_nat\n' +
@@ -513,8 +518,8 @@ describe('NftablesBackend.planNetwork', () => {
     // The removed forwards come back on rollback; the chains' elements cannot.
     assert.equal(
       ch.undo,
-      'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.50 . 80 }\n' +
-        'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n',
+      'add element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 : 10.10.0.60 . 53 }\n' +
+        'add element inet kvmnet fwd_any { tcp . 8080 : 10.10.0.50 . 80 }\n',
     );
     assert.deepEqual(ch.applied.chains, ['net_lab_in', 'net_lab_out', 'net_lab_host']);
   });
@@ -642,8 +647,11 @@ describe('port forwards', () => {
     const none = backend.planNetwork(fewer, appliedOf(LAB_INTENT), gone);
     assert.equal(none.script, '');
     assert.deepEqual(none.reasons, []);
-    // Without a previous record the element is not known to be this network's: it stays.
-    assert.equal(backend.planNetwork(fewer, undefined, observe(fixture)).script, '');
+    // Forwards into the network's subnet are its own, record or not (subnets never overlap).
+    assert.equal(
+      backend.planNetwork(fewer, undefined, observe(fixture)).script,
+      'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }\n',
+    );
   });
 });
 
@@ -666,8 +674,8 @@ describe('NftablesBackend.planRemove', () => {
         'delete element inet kvmnet hairpin { "virbr7" }',
         'delete element inet kvmnet nat_out { "virbr7" }',
         'delete element inet kvmnet gateways { 10.10.0.1 }',
-        'delete element inet kvmnet fwd_any { tcp . 8080 }',
         'delete element inet kvmnet fwd_addr { 192.168.100.239 . udp . 5353 }',
+        'delete element inet kvmnet fwd_any { tcp . 8080 }',
         'flush chain inet kvmnet net_lab_in',
         'delete chain inet kvmnet net_lab_in',
         'flush chain inet kvmnet net_lab_out',
@@ -688,8 +696,8 @@ describe('NftablesBackend.planRemove', () => {
       'remove element virbr7 from hairpin',
       'remove element virbr7 from nat_out',
       'remove element 10.10.0.1 from gateways',
-      'remove element tcp . 8080 from fwd_any',
       'remove element 192.168.100.239 . udp . 5353 from fwd_addr',
+      'remove element tcp . 8080 from fwd_any',
       'remove chain net_lab_in',
       'remove chain net_lab_out',
       'remove chain net_lab_host',
