@@ -21,7 +21,14 @@ export function registerNet(program: Command, ctx: CliContext): void {
       ctx.print(
         table(
           ['NAME', 'MODE', 'BRIDGE', 'SUBNET', 'STATE', 'AUTOSTART'],
-          list.map((n) => [n.name, n.mode, n.bridge, n.subnet, n.state, n.autostart ? 'yes' : 'no']),
+          list.map((n) => [
+            n.name,
+            n.mode,
+            n.bridge,
+            n.subnet ?? `LAN via ${n.uplink ?? '?'}`,
+            n.state,
+            n.autostart ? 'yes' : 'no',
+          ]),
         ),
       );
     });
@@ -39,8 +46,9 @@ export function registerNet(program: Command, ctx: CliContext): void {
         ['State', i.state],
         ['Autostart', i.autostart ? 'yes' : 'no'],
         ['Bridge', `${i.bridge} (${i.mac})`],
-        ['Subnet', i.subnet],
-        ['Gateway', i.gateway],
+        ['Subnet', i.subnet ?? "- (the LAN's)"],
+        ['Gateway', i.gateway ?? '-'],
+        ...(i.uplink ? ([['Uplink', i.uplink]] as Array<[string, string]>) : []),
         ['DHCP', i.dhcp ? `${i.dhcp.start} - ${i.dhcp.end}` : 'off'],
         ['Domain', i.domain ?? '-'],
         ['dnsmasq', i.dnsmasq ? `pid ${i.dnsmasq.pid}${i.dnsmasq.running ? '' : ' (not running)'}` : '-'],
@@ -54,7 +62,11 @@ export function registerNet(program: Command, ctx: CliContext): void {
     .command('define')
     .argument('<name>', 'network name: 1-32 of A-Z a-z 0-9 _ . - (starting with a letter or digit)')
     .description('Define a network (stored; not started).')
-    .option('--mode <mode>', 'nat | isolated | routed', 'nat')
+    .option('--mode <mode>', 'nat | isolated | routed | bridge', 'nat')
+    .option(
+      '--uplink <nic>',
+      'bridge mode: the host NIC that becomes the bridge port (its address moves to the bridge)',
+    )
     .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24 (the gateway is its first host)')
     .option('--bridge <name>', 'bridge name (default: lowest free virbrN)')
     .option('--gateway <ip>', "the host's address on the bridge (default: first host of the subnet)")
@@ -72,10 +84,14 @@ Modes:
             reaches guests only through port forwards
   isolated  guests reach each other and the host; nothing is forwarded
   routed    forwarded both ways without NAT; the LAN must route the subnet back
+  bridge    guests sit on the physical LAN: the bridge takes over --uplink (its MAC,
+            addresses and routes); the LAN's router and DHCP server serve the guests.
+            No --subnet, --gateway, --dhcp-range, --no-dhcp, --domain or --mac.
 
 Examples:
   kvmnet net define lab --mode nat --subnet 10.10.0.0/24 --dhcp-range 10.10.0.100-10.10.0.199 --domain lab --autostart
-  kvmnet net define iso --mode isolated --subnet 10.20.0.0/24`,
+  kvmnet net define iso --mode isolated --subnet 10.20.0.0/24
+  kvmnet net define lan --mode bridge --uplink eth1 --bridge virbr1`,
     )
     .action(async (name: string, o: DefineOpts) => {
       const input: NetworkInput = { name, mode: o.mode, autostart: o.autostart };
@@ -84,6 +100,7 @@ Examples:
       if (o.gateway !== undefined) input.gateway = o.gateway;
       if (o.domain !== undefined) input.domain = o.domain;
       if (o.mac !== undefined) input.mac = o.mac;
+      if (o.uplink !== undefined) input.uplink = o.uplink;
       if (!o.dhcp && o.dhcpRange !== undefined) {
         throw inputError(
           'conflicting-options',
@@ -103,7 +120,7 @@ Examples:
     run: (
       e: Engine,
       name: string,
-      o: { dryRun: boolean; force: boolean; disable: boolean },
+      o: { dryRun: boolean; force: boolean; disable: boolean; confirmTimeout?: number },
     ) => ReturnType<Engine['start']>,
     extra?: (c: Command) => Command,
   ): void => {
@@ -113,19 +130,40 @@ Examples:
       .description(description)
       .option('--dry-run', 'print the plan; change nothing', false);
     if (extra) c = extra(c);
-    c.action(async (name: string, o: { dryRun: boolean; force?: boolean; disable?: boolean }) => {
-      const r = await run(ctx.engine(), name, {
-        dryRun: o.dryRun,
-        force: o.force ?? false,
-        disable: o.disable ?? false,
-      });
-      ctx.print(ctx.json() ? json(r) : renderResult(r));
-    });
+    c.action(
+      async (
+        name: string,
+        o: { dryRun: boolean; force?: boolean; disable?: boolean; confirmTimeout?: string },
+      ) => {
+        const t = o.confirmTimeout === undefined ? undefined : Number(o.confirmTimeout);
+        if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 600)) {
+          throw inputError(
+            'invalid-timeout',
+            `--confirm-timeout "${o.confirmTimeout}" is not a whole number of seconds from 1 to 600`,
+            'e.g. --confirm-timeout 20',
+          );
+        }
+        const r = await run(ctx.engine(), name, {
+          dryRun: o.dryRun,
+          force: o.force ?? false,
+          disable: o.disable ?? false,
+          ...(t === undefined ? {} : { confirmTimeout: t }),
+        });
+        ctx.print(ctx.json() ? json(r) : renderResult(r));
+      },
+    );
   };
   simple(
     'start',
-    'Start a network: bridge, addresses, firewall rules, dnsmasq. Running it again repairs drift.',
+    'Start a network: bridge, addresses, firewall rules, dnsmasq. Running it again repairs drift. A bridged network ' +
+      'moves its uplink under the bridge in one step and checks that the gateway (or a neighbour) still answers; if not, ' +
+      'it puts the uplink back exactly and fails.',
     (e, n, o) => e.start(n, o),
+    (c) =>
+      c.option(
+        '--confirm-timeout <seconds>',
+        'bridged networks: how long the gateway may take to answer (default 20)',
+      ),
   );
   simple(
     'stop',
@@ -148,6 +186,7 @@ Examples:
 
 interface DefineOpts {
   mode: string;
+  uplink?: string;
   subnet?: string;
   bridge?: string;
   gateway?: string;

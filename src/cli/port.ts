@@ -141,6 +141,11 @@ Example:
     .action(async (network?: string) => {
       const leases = await ctx.engine().leases(network);
       if (ctx.json()) return ctx.print(json(leases));
+      if (network !== undefined && (await ctx.engine().info(network)).mode === 'bridge') {
+        return ctx.print(
+          `network ${network} is bridged: its guests' leases are held by the LAN's DHCP server, not kvmnet (\`kvmnet show\` lists the addresses the bridge has seen)\n`,
+        );
+      }
       ctx.print(
         table(
           ['NETWORK', 'MAC', 'IP', 'HOSTNAME', 'VM', 'PORT', 'EXPIRES'],
@@ -175,7 +180,9 @@ export function renderShow(nets: ShowNetwork[]): string {
   if (nets.length === 0) return 'no networks defined (kvmnet up defines the default one)\n';
   return nets
     .map((n) => {
-      const head = `${n.network}  bridge ${n.bridge}  ${n.mode} ${n.subnet} via ${n.gateway}  ${n.state}\n`;
+      const where =
+        n.subnet === null ? `on the LAN via ${n.uplink ?? '?'}` : `${n.subnet} via ${n.gateway ?? '?'}`;
+      const head = `${n.network}  bridge ${n.bridge}  ${n.mode} ${where}  ${n.state}\n`;
       const fw = n.forwards.length
         ? '  forwards:\n' +
           n.forwards.map((f) => `    ${f.summary}${f.description ? `  # ${f.description}` : ''}\n`).join('')

@@ -1,7 +1,7 @@
 // The network driver interface: one driver per network mode, each saying what a running network
 // of its mode needs (firewall intent, sysctls, DHCP/DNS) through data, so the engine never
 // branches on the mode. Later drivers (bridged uplink, VXLAN overlay) add capabilities here.
-import type { NetworkDef, NetworkMode } from '../model/network.js';
+import { l3, type NetworkDef, type NetworkMode } from '../model/network.js';
 import type { DnatEntry } from '../model/forward.js';
 import type { FirewallIntent } from '../render/nft.js';
 
@@ -14,6 +14,12 @@ export interface DriverCapabilities {
   external: boolean;
   /** Port forwards (DNAT) may reach guests of the network. */
   forwards: boolean;
+  /**
+   * The bridge takes over a host NIC (its MAC, addresses and routes) instead of owning a subnet:
+   * started by the uplink planner (src/engine/bridged.ts), with a connectivity check and an
+   * exact restore on stop.
+   */
+  uplink: boolean;
 }
 
 export interface NetworkDriver {
@@ -35,10 +41,10 @@ export function l3Intent(
   return {
     network: def.name,
     bridge: def.bridge,
-    subnet: def.subnet,
+    subnet: l3(def).subnet,
     forward,
     dhcpChecksum: def.dhcp !== null,
-    gateway: def.gateway,
+    gateway: l3(def).gateway,
     dnat,
   };
 }

@@ -1,6 +1,7 @@
 // Maps a network mode to its driver.
 import type { NetworkMode } from '../model/network.js';
 import type { NetworkDriver } from './driver.js';
+import { bridgeDriver } from './bridge.js';
 import { isolatedDriver } from './isolated.js';
 import { natDriver } from './nat.js';
 import { routedDriver } from './routed.js';
@@ -9,6 +10,7 @@ const DRIVERS: Record<NetworkMode, NetworkDriver> = {
   nat: natDriver,
   isolated: isolatedDriver,
   routed: routedDriver,
+  bridge: bridgeDriver,
 };
 
 export function driverFor(mode: NetworkMode): NetworkDriver {

@@ -4,7 +4,7 @@ import { l3Intent, type NetworkDriver } from './driver.js';
 export const routedDriver: NetworkDriver = {
   mode: 'routed',
   summary: 'forwarded both ways without NAT; the LAN routes the subnet back to this host',
-  capabilities: { ownsSubnet: true, dhcp: true, external: true, forwards: true },
+  capabilities: { ownsSubnet: true, dhcp: true, external: true, forwards: true, uplink: false },
   firewall: (def, dnat) => l3Intent(def, 'routed', dnat),
   sysctls: () => ({ 'net.ipv4.ip_forward': '1' }),
 };

@@ -21,6 +21,8 @@ import {
 } from '../model/forward.js';
 import {
   buildNetwork,
+  isL3,
+  l3,
   diffNetworks,
   pickBridgeName,
   type NetworkDef,
@@ -45,6 +47,7 @@ import {
 } from '../model/port.js';
 import { readLeases, type Lease } from './leases.js';
 import { planPorts } from './plan.js';
+import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
 
 export interface EngineOptions {
@@ -181,6 +184,7 @@ export class Engine {
       const applied = await this.store.listApplied();
       const obs = await this.observeFor([], []);
       const usage = hostUsage(obs, Engine.ownBridges(applied));
+      usage.allLinks = [...obs.links.keys()];
       const others = Object.values(state.networks);
       const bridge =
         input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...obs.links.keys()]));
@@ -274,14 +278,14 @@ export class Engine {
 
   // ---- runtime -------------------------------------------------------------------------------
 
-  async start(name: string, opts: { dryRun: boolean }): Promise<OpResult> {
+  async start(name: string, opts: { dryRun: boolean; confirmTimeout?: number }): Promise<OpResult> {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
       return {
         dryRun: opts.dryRun,
         definitions: [],
-        plans: await this.startLocked(state, name, opts.dryRun),
+        plans: await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout),
         notes: [],
       };
     });
@@ -738,7 +742,8 @@ export class Engine {
     const nets = network === undefined ? Object.values(state.networks) : [Engine.getDef(state, network)];
     const byMac = new Map(Object.values(state.ports).map((p) => [`${p.network}|${p.mac}`, p]));
     const out: Array<Lease & { network: string; vm: string | null; port: string | null }> = [];
-    for (const n of nets.sort((a, b) => a.name.localeCompare(b.name))) {
+    // Bridged networks hold no leases: the LAN's DHCP server does.
+    for (const n of nets.filter(isL3).sort((a, b) => a.name.localeCompare(b.name))) {
       for (const l of await readLeases(this.paths.leaseFile(n.name))) {
         const p = byMac.get(`${n.name}|${l.mac}`);
         out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p?.name ?? null });
@@ -754,13 +759,21 @@ export class Engine {
     const links = new Map((await this.host.links()).map((l) => [l.ifname, l]));
     const out: ShowNetwork[] = [];
     for (const n of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
-      const leases = new Map((await readLeases(this.paths.leaseFile(n.name))).map((l) => [l.mac, l]));
+      // A bridged network holds no leases: the bridge's neighbour table tells the guests' addresses.
+      const leases = isL3(n)
+        ? new Map((await readLeases(this.paths.leaseFile(n.name))).map((l) => [l.mac, l.ip]))
+        : new Map(
+            (await this.host.neighbors(n.bridge)).flatMap((x) =>
+              x.lladdr ? [[x.lladdr.toLowerCase(), x.dst] as const] : [],
+            ),
+          );
       out.push({
         network: n.name,
         mode: n.mode,
         bridge: n.bridge,
-        subnet: n.subnet,
-        gateway: n.gateway,
+        subnet: n.subnet ?? null,
+        gateway: n.gateway ?? null,
+        uplink: n.uplink ?? null,
         state: stateOf(applied.get(n.name)),
         ports: portsOf(state, n.name).map((p) => {
           const link = links.get(p.name);
@@ -771,8 +784,8 @@ export class Engine {
             vm: p.vm,
             mac: p.mac,
             tapMac: tapMac(p.mac),
-            ip: p.ip ?? lease?.ip ?? null,
-            ipSource: p.ip !== undefined ? 'reservation' : lease ? 'lease' : null,
+            ip: p.ip ?? lease ?? null,
+            ipSource: p.ip !== undefined ? 'reservation' : lease ? (isL3(n) ? 'lease' : 'neighbour') : null,
             link: p.link,
             plugged: link?.master === n.bridge,
             carrier:
@@ -862,7 +875,7 @@ export class Engine {
       const c = parseCidr(cidr);
       if (!c) return 'invalid';
       for (const o of others) {
-        const oc = parseCidr(o.subnet);
+        const oc = o.subnet === undefined ? undefined : parseCidr(o.subnet);
         if (oc && overlaps(c, oc)) return `network "${o.name}"`;
       }
       for (const p of usage.prefixes) {
@@ -891,9 +904,15 @@ export class Engine {
   }
 
   /** Plans (and unless dryRun applies) one network into the running state. */
-  private async startLocked(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
+  private async startLocked(
+    state: StateData,
+    name: string,
+    dryRun: boolean,
+    confirmTimeout = 20,
+  ): Promise<NetworkPlan[]> {
     const def = Engine.getDef(state, name);
     const driver = driverFor(def.mode);
+    if (driver.capabilities.uplink) return this.startBridged(state, def, dryRun, confirmTimeout);
     let applied = await this.store.loadApplied(name);
     const plans: NetworkPlan[] = [];
     if (applied && applied.bridge !== def.bridge) {
@@ -984,6 +1003,140 @@ export class Engine {
     return plans;
   }
 
+  /**
+   * Starts a bridged network in one step: the uplink moves under the bridge (its MAC, addresses and
+   * routes), then the gateway (or a neighbour) must answer through the bridge within the timeout;
+   * if not, everything is put back exactly and the start fails with what was observed. A running
+   * bridged network only gets its ports re-plugged.
+   */
+  private async startBridged(
+    state: StateData,
+    def: NetworkDef,
+    dryRun: boolean,
+    timeoutS: number,
+  ): Promise<NetworkPlan[]> {
+    const name = def.name;
+    const uplink = def.uplink ?? '';
+    const applied = await this.store.loadApplied(name);
+    const obs = await this.observeFor([], applied ? [applied] : []);
+    const ports = portsOf(state, name);
+    if (applied?.state === 'active' && applied.uplink) {
+      const drift = bridgedDrift(def.bridge, applied.uplink, obs.links, obs.addrs, obs.routes);
+      if (drift.length) {
+        throw failure('bridged-drift', `bridged network "${name}" drifted: ${drift.join('; ')}`, {
+          hint: `stop it (which puts ${uplink} back as it was) and start it again`,
+        });
+      }
+      const plan: NetworkPlan = { network: name, action: 'update', steps: planPorts(ports, def.bridge, obs) };
+      if (!dryRun) await this.runAtomically(plan);
+      return [plan];
+    }
+    const link = obs.links.get(uplink);
+    if (!link)
+      throw inputError(
+        'uplink-missing',
+        `uplink ${uplink} of "${name}" does not exist on this host`,
+        'name an existing NIC; see `ip link`',
+      );
+    if (await this.host.isWireless(uplink)) {
+      throw inputError(
+        'uplink-wireless',
+        `uplink ${uplink} is a wireless NIC, which cannot be a bridge port (802.11 drops frames from foreign MACs)`,
+        'use a nat or routed network for guests behind a wireless uplink',
+      );
+    }
+    if (link.master !== undefined) {
+      throw inputError(
+        'uplink-enslaved',
+        `uplink ${uplink} is already a port of ${link.master}`,
+        `take it out of ${link.master} first, or bridge guests onto ${link.master}`,
+      );
+    }
+    if (link.kind === 'bridge' || link.flags.includes('LOOPBACK')) {
+      throw inputError(
+        'uplink-invalid',
+        `uplink ${uplink} is a ${link.kind ?? 'loopback'} device, not a NIC`,
+        'name the physical NIC, e.g. eth1',
+      );
+    }
+    if (obs.links.has(def.bridge)) {
+      throw inputError(
+        'bridge-taken',
+        `interface ${def.bridge} already exists and is not kvmnet's`,
+        `remove it, or give network "${name}" another bridge`,
+      );
+    }
+    const snap = snapshotUplink(link, obs.addrs, obs.routes);
+    const notes: string[] = [];
+    if (snap.addrs.some((a) => a.dynamic)) {
+      notes.push(
+        `${uplink}'s address is dynamic (DHCP): it stays on ${def.bridge}, but the host's DHCP client must now run on ${def.bridge} (\`kvmnet net persist ${name}\` writes that)`,
+      );
+    }
+    const target = snap.addrs.length ? checkTarget(snap, await this.host.neighbors(uplink)) : undefined;
+    const steps: Step[] = [
+      {
+        kind: 'ip',
+        why: `move ${uplink} (${snap.mac}${snap.addrs.length ? `, ${snap.addrs.map((a) => a.cidr).join(', ')}` : ', no address'}) under bridge ${def.bridge}`,
+        lines: takeoverLines(def.bridge, snap),
+        undo: restoreLines(def.bridge, snap),
+      },
+    ];
+    if (target)
+      steps.push({
+        kind: 'check',
+        why: `the host must still reach the LAN`,
+        target,
+        dev: def.bridge,
+        timeoutS,
+      });
+    else if (snap.addrs.length)
+      notes.push(`no gateway or neighbour of ${uplink} is known: the connectivity check is skipped`);
+    steps.push(...planPorts(ports, def.bridge, obs));
+    const plan: NetworkPlan = { network: name, action: 'start', steps };
+    for (const n of notes) this.note(n);
+    if (dryRun) return [plan];
+
+    const rec: AppliedNetwork = {
+      version: 1,
+      network: name,
+      state: 'starting',
+      def: { ...def, mac: snap.mac },
+      bridge: def.bridge,
+      firewall: { chains: [], elements: [] },
+      dnsmasq: null,
+      runDir: this.paths.netRunDir(name),
+      uplink: snap,
+      updatedAt: '',
+    };
+    const reverter = new Reverter();
+    reverter.add('remove the applied record', async () => {
+      await this.store.removeApplied(name);
+      await removeIfEmpty(this.paths.appliedDir);
+    });
+    await this.store.saveApplied(rec);
+    try {
+      await this.execute(steps, reverter, () => {});
+    } catch (e) {
+      const undoFailures = await reverter.revert();
+      throw failure(
+        'start-failed',
+        `start of bridged network "${name}" failed: ${e instanceof Error ? e.message : String(e)}; ${undoFailures.length ? `rollback incomplete: ${undoFailures.join('; ')}` : `${uplink} was put back as it was`}`,
+        { ...(e instanceof KvmnetError && e.hint ? { hint: e.hint } : {}), cause: e },
+      );
+    }
+    rec.state = 'active';
+    await this.store.saveApplied(rec);
+    const after = await this.observeFor([], [rec]);
+    const drift = bridgedDrift(def.bridge, snap, after.links, after.addrs, after.routes);
+    if (drift.length)
+      throw failure(
+        'verify-failed',
+        `bridged network "${name}" does not match after start: ${drift.join('; ')}`,
+      );
+    return [plan];
+  }
+
   private checkStartable(
     def: NetworkDef,
     obs: Observed,
@@ -1001,7 +1154,7 @@ export class Engine {
     const own = Engine.ownBridges(allApplied);
     own.add(def.bridge);
     const usage = hostUsage(obs, own);
-    const c = parseCidr(def.subnet);
+    const c = parseCidr(l3(def).subnet);
     for (const p of usage.prefixes) {
       const pc = parseCidr(p.cidr);
       if (c && pc && pc.prefix > 0 && overlaps(c, pc)) {
@@ -1050,6 +1203,20 @@ export class Engine {
         errors.push(e instanceof Error ? e.message : String(e));
       }
     }
+    if (applied.uplink && errors.length === 0) {
+      // The uplink must have its addresses and routes back before the record goes.
+      const up = applied.uplink;
+      const after = await this.observeFor([], []);
+      for (const a of up.addrs) {
+        if (!after.addrs.some((x) => x.ifname === up.ifname && x.cidr === a.cidr))
+          errors.push(`address ${a.cidr} is not back on ${up.ifname}`);
+      }
+      for (const r of up.routes) {
+        if (!after.routes.some((x) => x.dev === up.ifname && x.dst === r.dst && x.gateway === r.gateway)) {
+          errors.push(`route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} is not back on ${up.ifname}`);
+        }
+      }
+    }
     if (errors.length) {
       throw failure('stop-failed', `stop of network "${name}" incomplete: ${errors.join('; ')}`, {
         hint: 'fix the cause and run the stop again; it finishes what is left',
@@ -1065,8 +1232,17 @@ export class Engine {
     for (const s of steps) {
       switch (s.kind) {
         case 'ip':
-          if (s.undo.length) reverter.add(`ip ${s.undo.join('; ')}`, () => this.host.ipBatch(s.undo));
-          await this.host.ipBatch(s.lines);
+          if (s.undo.length) {
+            // Undos run with -force: a take-over that failed half-way still gets every line back.
+            reverter.add(`ip ${s.undo.join('; ')}`, async () => {
+              const err = await this.host.ipBatchForce(s.undo);
+              if (err) this.note(`while undoing: ${err}`);
+            });
+          }
+          if (s.force) {
+            const err = await this.host.ipBatchForce(s.lines);
+            if (err) this.note(`some lines did not apply (already as wanted?): ${err}`);
+          } else await this.host.ipBatch(s.lines);
           break;
         case 'sysctl': {
           const old = await this.host.sysctlGet(s.key);
@@ -1113,6 +1289,20 @@ export class Engine {
         case 'dnsmasq-reload':
           this.host.sighup(s.pid);
           break;
+        case 'check': {
+          this.note(`checking that ${s.target} still answers through ${s.dev} (up to ${s.timeoutS} s)`);
+          const r = await this.host.probe(s.target, s.dev, s.timeoutS);
+          if (!r.ok) {
+            throw failure(
+              'connectivity-lost',
+              `${s.target} did not answer through ${s.dev} within ${s.timeoutS} s (${r.tries} pings; last: ${r.last || 'no reply'})`,
+              {
+                hint: 'the uplink was put back as it was; check the uplink and the LAN, or raise --confirm-timeout',
+              },
+            );
+          }
+          break;
+        }
       }
     }
   }
@@ -1184,7 +1374,7 @@ export interface ShowPort {
   mac: string;
   tapMac: string;
   ip: string | null;
-  ipSource: 'reservation' | 'lease' | null;
+  ipSource: 'reservation' | 'lease' | 'neighbour' | null;
   link: LinkState;
   /** The tap exists and is plugged into the bridge. */
   plugged: boolean;
@@ -1196,8 +1386,10 @@ export interface ShowNetwork {
   network: string;
   mode: NetworkDef['mode'];
   bridge: string;
-  subnet: string;
-  gateway: string;
+  /** null on a bridged network (the LAN owns the addressing). */
+  subnet: string | null;
+  gateway: string | null;
+  uplink: string | null;
   state: NetworkState;
   ports: ShowPort[];
   forwards: ForwardView[];
@@ -1228,6 +1420,8 @@ function mergeFirewall(
 }
 
 export function describeDef(d: NetworkDef): string[] {
+  if (!isL3(d))
+    return [`mode ${d.mode}`, `bridge ${d.bridge}`, `uplink ${d.uplink ?? '?'}`, `autostart ${d.autostart}`];
   return [
     `mode ${d.mode}`,
     `bridge ${d.bridge}`,

@@ -6,21 +6,25 @@ import type { AddrInfo, LinkInfo, RouteInfo } from '../host/host.js';
 import type { NetworkDriver } from '../drivers/driver.js';
 import { parseCidr } from '../model/ipv4.js';
 import type { DnatEntry } from '../model/forward.js';
-import type { NetworkDef } from '../model/network.js';
+import { l3, type NetworkDef } from '../model/network.js';
 import { renderDhcpHosts, renderHosts, tapMac, type PortDef } from '../model/port.js';
 import { renderDnsmasqConf } from '../render/dnsmasq.js';
+import { restoreLines } from './bridged.js';
 import type { Paths } from './paths.js';
 import type { AppliedNetwork } from './store.js';
 
 export type Step =
-  | { kind: 'ip'; why: string; lines: string[]; undo: string[] }
+  /** force: run with `ip -force -batch` (every line tried), for restores. */
+  | { kind: 'ip'; why: string; lines: string[]; undo: string[]; force?: boolean }
   | { kind: 'sysctl'; why: string; key: string; value: string }
   | { kind: 'nft'; why: string; script: string; undo: string }
   | { kind: 'write'; why: string; path: string; content: string }
   | { kind: 'remove'; why: string; path: string }
   | { kind: 'dnsmasq-start'; why: string; confFile: string; pidFile: string; leaseFile: string }
   | { kind: 'dnsmasq-stop'; why: string; pid: number }
-  | { kind: 'dnsmasq-reload'; why: string; pid: number };
+  | { kind: 'dnsmasq-reload'; why: string; pid: number }
+  /** Connectivity check: `target` must answer a ping out of `dev` within `timeoutS`, or the apply rolls back. */
+  | { kind: 'check'; why: string; target: string; dev: string; timeoutS: number };
 
 export interface NetworkPlan {
   network: string;
@@ -78,8 +82,8 @@ export function planStart(
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
   const steps: Step[] = [];
   const br = def.bridge;
-  const prefix = parseCidr(def.subnet)?.prefix ?? 24;
-  const gwCidr = `${def.gateway}/${prefix}`;
+  const prefix = parseCidr(l3(def).subnet)?.prefix ?? 24;
+  const gwCidr = `${l3(def).gateway}/${prefix}`;
   const link = obs.links.get(br);
   if (!link) {
     steps.push({
@@ -243,7 +247,23 @@ export function planStop(
   const fw = ctx.firewall.planRemove(applied.firewall, obs.fw, othersRemain);
   if (fw.script !== '') steps.push({ kind: 'nft', why: fw.reasons.join('; '), script: fw.script, undo: '' });
   const link = obs.links.get(applied.bridge);
-  if (link && link.kind === 'bridge') {
+  if (applied.uplink) {
+    const up = applied.uplink;
+    const onUplink = new Set(obs.addrs.filter((a) => a.ifname === up.ifname).map((a) => a.cidr));
+    if (
+      link ||
+      up.addrs.some((a) => !onUplink.has(a.cidr)) ||
+      obs.links.get(up.ifname)?.master !== undefined
+    ) {
+      steps.push({
+        kind: 'ip',
+        why: `give ${up.ifname} back its addresses, routes and state; delete bridge ${applied.bridge}`,
+        lines: restoreLines(applied.bridge, up),
+        undo: [],
+        force: true,
+      });
+    }
+  } else if (link && link.kind === 'bridge') {
     steps.push({
       kind: 'ip',
       why: `delete bridge ${applied.bridge}`,
@@ -287,6 +307,11 @@ export function formatPlan(p: NetworkPlan): string {
         break;
       case 'dnsmasq-reload':
         out.push(`kill -HUP ${s.pid}`);
+        break;
+      case 'check':
+        out.push(
+          `ping -c 1 -W 1 -I ${s.dev} ${s.target}   # until it answers, at most ${s.timeoutS} s; else roll back`,
+        );
         break;
     }
   }

@@ -5,6 +5,7 @@ import type { AppliedFirewall } from '../firewall/backend.js';
 import { failure } from '../model/errors.js';
 import type { NetworkDef } from '../model/network.js';
 import type { ForwardDef } from '../model/forward.js';
+import type { UplinkSnapshot } from './bridged.js';
 import type { PortDef } from '../model/port.js';
 import { readOrNull, removePath, writeAtomic } from './fsutil.js';
 import type { Paths } from './paths.js';
@@ -31,6 +32,8 @@ export interface AppliedNetwork {
   bridge: string;
   firewall: AppliedFirewall;
   dnsmasq: { confFile: string; pidFile: string; pid?: number } | null;
+  /** Bridged networks: the uplink as it was before the take-over, restored exactly on stop. */
+  uplink?: UplinkSnapshot;
   runDir: string;
   updatedAt: string;
 }

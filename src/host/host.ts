@@ -1,7 +1,7 @@
 // Host adapter: reads and changes kernel state through iproute2, nft, /proc and dnsmasq.
 // Everything here acts on the network namespace kvmnet runs in; nothing else in the program
 // runs processes or touches /proc and /sys.
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { failure } from '../model/errors.js';
 import { realExec, type Exec } from './exec.js';
 
@@ -23,6 +23,10 @@ export interface AddrInfo {
   ifname: string;
   cidr: string;
   dynamic: boolean;
+  broadcast?: string;
+  /** Seconds, for dynamic (DHCP) addresses. */
+  validLft?: number;
+  preferredLft?: number;
 }
 
 export interface RouteInfo {
@@ -30,6 +34,15 @@ export interface RouteInfo {
   dev?: string;
   gateway?: string;
   protocol?: string;
+  metric?: number;
+  scope?: string;
+  prefsrc?: string;
+}
+
+export interface NeighInfo {
+  dst: string;
+  lladdr?: string;
+  state: string[];
 }
 
 interface IpLinkJson {
@@ -45,7 +58,15 @@ interface IpLinkJson {
 
 interface IpAddrJson {
   ifname: string;
-  addr_info?: Array<{ family: string; local: string; prefixlen: number; dynamic?: boolean }>;
+  addr_info?: Array<{
+    family: string;
+    local: string;
+    prefixlen: number;
+    dynamic?: boolean;
+    broadcast?: string;
+    valid_life_time?: number;
+    preferred_life_time?: number;
+  }>;
 }
 
 export class Host {
@@ -101,19 +122,74 @@ export class Host {
   }
 
   async routes(): Promise<RouteInfo[]> {
-    const raw = JSON.parse((await this.must('ip', ['-json', '-4', 'route', 'show'])) || '[]') as Array<{
-      dst: string;
-      dev?: string;
-      gateway?: string;
-      protocol?: string;
-    }>;
-    return raw.map((r) => ({ ...r }));
+    const raw = JSON.parse((await this.must('ip', ['-json', '-4', 'route', 'show'])) || '[]') as RouteInfo[];
+    return raw.map((r) => {
+      const out: RouteInfo = { dst: r.dst };
+      for (const k of ['dev', 'gateway', 'protocol', 'scope', 'prefsrc'] as const)
+        if (r[k] !== undefined) out[k] = r[k];
+      if (r.metric !== undefined) out.metric = r.metric;
+      return out;
+    });
+  }
+
+  async neighbors(dev: string): Promise<NeighInfo[]> {
+    const r = await this.exec.run('ip', ['-json', '-4', 'neigh', 'show', 'dev', dev]);
+    if (r.code !== 0) return [];
+    return (JSON.parse(r.stdout || '[]') as NeighInfo[]).map((n) => ({
+      dst: n.dst,
+      ...(n.lladdr ? { lladdr: n.lladdr } : {}),
+      state: n.state,
+    }));
+  }
+
+  /**
+   * Whether a NIC is wireless (802.11 cannot carry frames from foreign MACs, so it cannot be a
+   * bridge port). Reads sysfs; KVMNET_SYSFS points tests at a fake tree.
+   */
+  async isWireless(ifname: string): Promise<boolean> {
+    const root = process.env.KVMNET_SYSFS ?? '/sys';
+    for (const leaf of ['wireless', 'phy80211']) {
+      try {
+        await access(`${root}/class/net/${ifname}/${leaf}`);
+        return true;
+      } catch {
+        /* not there */
+      }
+    }
+    return false;
+  }
+
+  /** Pings `target` out of `dev` until it answers or `timeoutS` passes. */
+  async probe(
+    target: string,
+    dev: string,
+    timeoutS: number,
+  ): Promise<{ ok: boolean; tries: number; last: string }> {
+    const deadline = Date.now() + timeoutS * 1000;
+    let tries = 0;
+    let last: string;
+    do {
+      tries++;
+      const r = await this.exec.run('ping', ['-n', '-c', '1', '-W', '1', '-I', dev, target]);
+      if (r.code === 0) return { ok: true, tries, last: r.stdout };
+      if (r.code === 127)
+        throw failure('missing-tool', 'ping is not installed', { hint: 'apt-get install iputils-ping' });
+      last = (r.stdout + r.stderr).trim().split('\n').slice(-2).join(' / ');
+    } while (Date.now() < deadline);
+    return { ok: false, tries, last };
   }
 
   /** Runs `ip -batch -`: stops at the first failing line and reports it. */
   async ipBatch(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
     await this.must('ip', ['-batch', '-'], lines.join('\n') + '\n');
+  }
+
+  /** `ip -force -batch -`: every line is tried even after one fails (restores and undos). */
+  async ipBatchForce(lines: string[]): Promise<string> {
+    if (lines.length === 0) return '';
+    const r = await this.exec.run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n' });
+    return r.code === 0 ? '' : (r.stderr || r.stdout).trim();
   }
 
   /** `nft -j list table inet kvmnet`, or null when the table does not exist. */

@@ -117,7 +117,9 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
   }
   const out: NetworkInput[] = [];
   for (const [name, n] of Object.entries(r.data.networks ?? {})) {
-    const input: NetworkInput = { name, mode: n.mode, subnet: n.subnet };
+    const input: NetworkInput = { name, mode: n.mode };
+    if (n.subnet !== undefined) input.subnet = n.subnet;
+    if (n.uplink !== undefined) input.uplink = n.uplink;
     if (n.bridge !== undefined) input.bridge = n.bridge;
     if (n.mac !== undefined) input.mac = n.mac;
     if (n.gateway !== undefined) input.gateway = n.gateway;
@@ -138,16 +140,19 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
 export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] = []): string {
   const networks: Record<string, unknown> = {};
   for (const d of [...defs].sort((a, b) => a.name.localeCompare(b.name))) {
-    networks[d.name] = {
-      mode: d.mode,
-      bridge: d.bridge,
-      mac: d.mac,
-      subnet: d.subnet,
-      gateway: d.gateway,
-      dhcp: d.dhcp ?? false,
-      ...(d.domain === undefined ? {} : { domain: d.domain }),
-      autostart: d.autostart,
-    };
+    networks[d.name] =
+      d.mode === 'bridge'
+        ? { mode: d.mode, bridge: d.bridge, uplink: d.uplink, autostart: d.autostart }
+        : {
+            mode: d.mode,
+            bridge: d.bridge,
+            mac: d.mac,
+            subnet: d.subnet,
+            gateway: d.gateway,
+            dhcp: d.dhcp ?? false,
+            ...(d.domain === undefined ? {} : { domain: d.domain }),
+            autostart: d.autostart,
+          };
   }
   return (
     '# kvmnet definitions (kvmnet export); apply with: kvmnet apply -f FILE\n' +

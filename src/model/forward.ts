@@ -79,8 +79,10 @@ export function buildForward(input: ForwardInput, ctx: ForwardContext): ForwardD
   if (!ctx.allowed) {
     throw inputError(
       'forwards-not-allowed',
-      `network "${ctx.net.name}" is ${ctx.net.mode}: it takes no port forwards`,
-      'forward to a guest on a nat or routed network',
+      `network "${ctx.net.name}" is ${ctx.net.mode === 'bridge' ? 'bridged' : ctx.net.mode}: it takes no port forwards`,
+      ctx.net.mode === 'bridge'
+        ? 'its guests sit on the LAN: reach them at their LAN address'
+        : 'forward to a guest on a nat or routed network',
     );
   }
   if (!(PROTOCOLS as readonly string[]).includes(input.proto)) {
@@ -159,6 +161,13 @@ function hostText(f: ForwardDef): string {
 /** The guest address a forward reaches: the target address, or the VM's reservation on the network. */
 export function targetAddress(f: ForwardDef, ctx: { net: NetworkDef; ports: PortDef[] }): string {
   const ip = parseIpv4(f.target);
+  if (ctx.net.subnet === undefined) {
+    throw inputError(
+      'forwards-not-allowed',
+      `network "${ctx.net.name}" is bridged: its guests sit on the LAN`,
+      'reach them at their LAN address',
+    );
+  }
   const subnet = parseCidr(ctx.net.subnet);
   if (!subnet) throw new Error(`stored subnet of ${ctx.net.name} is invalid`);
   if (ip !== undefined) {

@@ -17,7 +17,7 @@ import {
 } from './ipv4.js';
 import { derivedMac, isMulticastMac, normalizeMac } from './mac.js';
 
-export const NETWORK_MODES = ['nat', 'isolated', 'routed'] as const;
+export const NETWORK_MODES = ['nat', 'isolated', 'routed', 'bridge'] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export interface DhcpRange {
@@ -32,12 +32,28 @@ export interface NetworkDef {
   bridge: string;
   /** The bridge's own MAC, fixed so guests' ARP caches survive a stop/start. */
   mac: string;
-  subnet: string;
-  gateway: string;
-  /** null: no DHCP server (DNS is still served). */
+  /** The subnet kvmnet owns (nat, isolated, routed); absent on a bridged network, whose LAN owns it. */
+  subnet?: string;
+  gateway?: string;
+  /** null: no DHCP server (DNS is still served); always null on a bridged network. */
   dhcp: DhcpRange | null;
   domain?: string;
+  /** Bridged networks: the host NIC that becomes the bridge's port. */
+  uplink?: string;
   autostart: boolean;
+}
+
+/** A network that owns a subnet (every mode but bridge). */
+export type L3NetworkDef = NetworkDef & { subnet: string; gateway: string };
+
+export function isL3(def: NetworkDef): def is L3NetworkDef {
+  return def.subnet !== undefined && def.gateway !== undefined;
+}
+
+/** The subnet-owning view of a definition, for code that only runs for such networks. */
+export function l3(def: NetworkDef): L3NetworkDef {
+  if (!isL3(def)) throw new Error(`network ${def.name} has no subnet (mode ${def.mode})`);
+  return def;
 }
 
 /** What a user may give; everything but name and subnet has a default. */
@@ -50,6 +66,7 @@ export interface NetworkInput {
   gateway?: string;
   dhcp?: DhcpRange | null;
   domain?: string;
+  uplink?: string;
   autostart?: boolean;
 }
 
@@ -59,7 +76,8 @@ export const networkFileSchema = z
     mode: z.enum(NETWORK_MODES),
     bridge: z.string().optional(),
     mac: z.string().optional(),
-    subnet: z.string(),
+    subnet: z.string().optional(),
+    uplink: z.string().optional(),
     gateway: z.string().optional(),
     dhcp: z
       .union([z.object({ start: z.string(), end: z.string() }).strict(), z.literal(false), z.null()])
@@ -164,6 +182,8 @@ export interface HostUsage {
   prefixes: Array<{ cidr: string; where: string }>;
   /** Interface names present on the host that kvmnet does not own. */
   links: string[];
+  /** Every interface name on the host (uplinks are someone else's by nature). */
+  allLinks?: string[];
 }
 
 export interface ValidateContext {
@@ -181,6 +201,14 @@ export function buildNetwork(input: NetworkInput, ctx: ValidateContext): Network
       'invalid-mode',
       `mode "${mode}" is not known`,
       `use one of: ${NETWORK_MODES.join(', ')}`,
+    );
+  }
+  if (mode === 'bridge') return buildBridged(input, ctx);
+  if (input.uplink !== undefined) {
+    throw inputError(
+      'invalid-option',
+      `--uplink is for bridged networks, not ${mode}`,
+      'use --mode bridge --uplink NIC, or drop --uplink',
     );
   }
   if (input.subnet === undefined) {
@@ -228,7 +256,7 @@ export function buildNetwork(input: NetworkInput, ctx: ValidateContext): Network
       'use lower-case labels of a-z 0-9 and "-", separated by dots, e.g. lab or lab.example',
     );
   }
-  const def: NetworkDef = {
+  const def: L3NetworkDef = {
     name: input.name,
     mode: mode as NetworkMode,
     bridge,
@@ -284,10 +312,92 @@ function checkDhcp(range: DhcpRange, subnet: Cidr, gw: number): DhcpRange {
   return { start: formatIpv4(start), end: formatIpv4(end) };
 }
 
-function checkAgainstOthers(def: NetworkDef, subnet: Cidr, ctx: ValidateContext): void {
+/**
+ * A bridged network: the bridge takes over a host NIC (its MAC, addresses and routes); the LAN owns
+ * the addressing, so subnet, gateway, DHCP and domain are refused.
+ */
+function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
+  for (const [given, flag] of [
+    [input.subnet, '--subnet'],
+    [input.gateway, '--gateway'],
+    [input.dhcp, '--dhcp-range/--no-dhcp'],
+    [input.domain, '--domain'],
+    [input.mac, '--mac'],
+  ] as const) {
+    if (given !== undefined) {
+      throw inputError(
+        'invalid-option',
+        `${flag} does not apply to bridged network "${input.name}"`,
+        flag === '--mac'
+          ? "the bridge takes its uplink's MAC, so the LAN's DHCP server keeps the host's address"
+          : "the LAN owns a bridged network's addressing (its router and DHCP server); drop the option",
+      );
+    }
+  }
+  if (input.uplink === undefined) {
+    throw inputError(
+      'missing-uplink',
+      `bridged network "${input.name}" needs an uplink`,
+      'add --uplink NIC, e.g. --uplink eth1',
+    );
+  }
+  if (!IFNAME_RE.test(input.uplink))
+    throw inputError(
+      'invalid-uplink',
+      `uplink "${input.uplink}" is not an interface name`,
+      'e.g. --uplink eth1',
+    );
+  const bridge = input.bridge ?? '';
+  if (bridge === '')
+    throw inputError('missing-bridge', `network "${input.name}" has no bridge name`, 'pass --bridge NAME');
+  validateBridgeName(bridge);
+  const def: NetworkDef = {
+    name: input.name,
+    mode: 'bridge',
+    bridge,
+    mac: '', // the uplink's, read when the network starts
+    dhcp: null,
+    uplink: input.uplink,
+    autostart: input.autostart ?? false,
+  };
   for (const o of ctx.others) {
     if (o.name === def.name) continue;
-    const oc = parseCidr(o.subnet);
+    if (o.bridge === def.bridge)
+      throw inputError(
+        'bridge-taken',
+        `bridge ${def.bridge} is already used by network "${o.name}"`,
+        'pick another --bridge',
+      );
+    if (o.uplink === def.uplink)
+      throw inputError(
+        'uplink-taken',
+        `uplink ${input.uplink} is already the uplink of network "${o.name}"`,
+        'a NIC can be the port of one bridge only',
+      );
+  }
+  if (ctx.host) {
+    if (ctx.host.links.includes(bridge)) {
+      throw inputError(
+        'bridge-taken',
+        `interface ${bridge} already exists on this host`,
+        'pick another --bridge or remove that interface',
+      );
+    }
+    if (!ctx.host.allLinks?.includes(input.uplink)) {
+      throw inputError(
+        'uplink-missing',
+        `uplink ${input.uplink} does not exist on this host`,
+        'name an existing NIC; see `ip link`',
+      );
+    }
+  }
+  return def;
+}
+
+function checkAgainstOthers(def: L3NetworkDef, subnet: Cidr, ctx: ValidateContext): void {
+  for (const o of ctx.others) {
+    if (o.name === def.name) continue;
+    const oc = o.subnet === undefined ? undefined : parseCidr(o.subnet);
     if (oc && overlaps(subnet, oc)) {
       throw inputError(
         'subnet-overlap',
@@ -337,8 +447,9 @@ export function diffNetworks(a: NetworkDef, b: NetworkDef): string[] {
     mode: d.mode,
     bridge: d.bridge,
     mac: d.mac,
-    subnet: d.subnet,
-    gateway: d.gateway,
+    subnet: d.subnet ?? '(none)',
+    gateway: d.gateway ?? '(none)',
+    uplink: d.uplink ?? '(none)',
     'dhcp.start': d.dhcp?.start ?? '(none)',
     'dhcp.end': d.dhcp?.end ?? '(none)',
     domain: d.domain ?? '(none)',

@@ -169,6 +169,13 @@ export function checkReservation(ipText: string, ctx: PortContext): string {
   if (ip === undefined)
     throw inputError('invalid-ip', `ip "${ipText}" is not an IPv4 address`, 'write it as a.b.c.d');
   const net = ctx.net;
+  if (net.subnet === undefined) {
+    throw inputError(
+      'no-dhcp',
+      `network "${net.name}" is bridged: the LAN's DHCP server assigns its guests' addresses`,
+      "reserve the address on the LAN's DHCP server instead of --ip",
+    );
+  }
   const subnet = parseCidr(net.subnet);
   if (!subnet) throw new Error(`stored subnet of ${net.name} is invalid`);
   if (!net.dhcp) {

@@ -1,7 +1,7 @@
 // Renders the dnsmasq configuration of one network (libvirt's networkxml2conf style: one generated
 // conf file instead of a long argv). Pure: paths are passed in, nothing is read or written here.
 import { broadcastOf, contains, netmaskText, parseCidr, parseIpv4 } from '../model/ipv4.js';
-import type { NetworkDef } from '../model/network.js';
+import { l3, type NetworkDef } from '../model/network.js';
 
 export interface DnsmasqPaths {
   pidFile: string;
@@ -20,7 +20,8 @@ export function poolSize(def: NetworkDef): number {
   return b - a + 1;
 }
 
-export function renderDnsmasqConf(def: NetworkDef, paths: DnsmasqPaths): string {
+export function renderDnsmasqConf(net: NetworkDef, paths: DnsmasqPaths): string {
+  const def = l3(net);
   const subnet = parseCidr(def.subnet);
   if (!subnet) throw new Error(`bad subnet in stored definition of ${def.name}`);
   const lines = [

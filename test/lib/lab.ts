@@ -91,8 +91,13 @@ export class Lab {
 
   /** Runs the real CLI inside the host namespace. */
   kvmnet(...args: string[]): Promise<RunResult> {
+    return this.kvmnetEnv({}, ...args);
+  }
+
+  /** The CLI with extra environment (e.g. KVMNET_SYSFS). */
+  kvmnetEnv(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<RunResult> {
     return run('ip', ['netns', 'exec', this.hostNs, process.execPath, join(REPO, 'bin/kvmnet'), ...args], {
-      env: this.env(),
+      env: { ...this.env(), ...extra },
     });
   }
 
