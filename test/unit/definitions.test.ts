@@ -223,9 +223,9 @@ describe('parseDefinitions: refusals name the key path and line', () => {
   });
 
   test('invalid mode value', () => {
-    refuses(yaml('version: 1', 'networks:', '  lab:', '    mode: bridge', '    subnet: 10.0.0.0/24'), {
+    refuses(yaml('version: 1', 'networks:', '  lab:', '    mode: bridged', '    subnet: 10.0.0.0/24'), {
       code: 'invalid-file',
-      message: 'file.yaml:4: key "networks.lab.mode" must be one of "nat", "isolated", "routed"',
+      message: 'file.yaml:4: key "networks.lab.mode" must be one of "nat", "isolated", "routed", "bridge"',
       hint: 'use one of the listed values',
     });
   });

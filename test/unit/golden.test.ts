@@ -20,8 +20,9 @@ const GOLDEN = join(REPO, 'test/golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const REQUIRED = ['nat-default', 'nat-domain-range', 'nat-no-dhcp', 'isolated', 'routed', 'nat-slash16'];
 
+// test/golden/persist/ holds the bridged-network persistence cases (test/unit/persist.test.ts).
 const CASES = readdirSync(GOLDEN, { withFileTypes: true })
-  .filter((d) => d.isDirectory())
+  .filter((d) => d.isDirectory() && d.name !== 'persist')
   .map((d) => d.name)
   .sort();
 

@@ -155,7 +155,7 @@ describe('buildNetwork refusals', () => {
     refuses(() => build({ mode: 'bridged' }), {
       code: 'invalid-mode',
       message: 'mode "bridged" is not known',
-      hint: 'use one of: nat, isolated, routed',
+      hint: 'use one of: nat, isolated, routed, bridge',
     });
     refuses(() => build({ mode: 'NAT' }), { code: 'invalid-mode', message: 'mode "NAT" is not known' });
   });
