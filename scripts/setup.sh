@@ -10,7 +10,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping)
+packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3-gi gir1.2-nm-1.0)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
 import { inputError } from '../model/errors.js';
+import { PERSIST_FORMATS, type PersistFormat } from '../render/persist.js';
 import { parseDhcpRangeText, type NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
 import type { CliContext } from './context.js';
@@ -112,6 +113,31 @@ Examples:
       else if (o.dhcpRange !== undefined) input.dhcp = parseDhcpRangeText(o.dhcpRange);
       const r = await ctx.engine().define(input, { dryRun: o.dryRun });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  net
+    .command('persist')
+    .argument('<name>', 'a bridged network')
+    .requiredOption('--format <format>', `the host's network system: ${PERSIST_FORMATS.join(' | ')}`)
+    .option('--write', 'write the files (default: print them)', false)
+    .option('--root <dir>', 'write under this directory instead of / (e.g. an image being built)', '/')
+    .description(
+      "Print (or with --write, write) the files that make a bridged network survive a reboot in the host's own " +
+        'network configuration: RHEL ifcfg, systemd-networkd, NetworkManager keyfiles, Debian ifupdown or netplan. ' +
+        'The addresses and routes are those the uplink had when the network started (or has now, if it is stopped).',
+    )
+    .action(async (name: string, o: { format: string; write: boolean; root: string }) => {
+      if (!(PERSIST_FORMATS as readonly string[]).includes(o.format)) {
+        throw inputError(
+          'invalid-format',
+          `format "${o.format}" is not known`,
+          `use one of: ${PERSIST_FORMATS.join(', ')}`,
+        );
+      }
+      const r = await ctx.engine().persist(name, o.format as PersistFormat, { write: o.write, root: o.root });
+      if (ctx.json()) return ctx.print(json(r));
+      if (o.write) return ctx.print(r.written.map((w) => `wrote ${w}\n`).join(''));
+      ctx.print(r.files.map((f) => `# ${f.path} (mode ${f.mode.toString(8)})\n${f.content}`).join('\n'));
     });
 
   const simple = (

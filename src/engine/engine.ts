@@ -1,7 +1,9 @@
 // The engine: every operation (define, start, stop, up, down, apply, ...) as
 // lock → load → observe → plan → (dry-run: return the plan) → apply with rollback → verify.
 // The CLI and, later, the daemon are thin layers over this class.
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderPersist, type PersistFile, type PersistFormat, type PersistInput } from '../render/persist.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
 import { Host } from '../host/host.js';
@@ -448,6 +450,70 @@ export class Engine {
       }
       return result;
     });
+  }
+
+  // ---- persistence --------------------------------------------------------------------------
+
+  /**
+   * The files that make a bridged network survive a reboot in the host's own network system's
+   * format. From the uplink as recorded at start when the network runs, else as the uplink is now.
+   * With `write`, writes them under `root` (default /), each atomically.
+   */
+  async persist(
+    name: string,
+    format: PersistFormat,
+    opts: { write: boolean; root: string },
+  ): Promise<{ files: PersistFile[]; written: string[] }> {
+    const state = await this.store.load();
+    const def = Engine.getDef(state, name);
+    if (!driverFor(def.mode).capabilities.uplink) {
+      throw inputError(
+        'not-bridged',
+        `network "${name}" is ${def.mode}: persist writes the host configuration of bridged networks`,
+        `${def.mode} networks come back with \`kvmnet up\` at boot (see the systemd unit in the README)`,
+      );
+    }
+    const applied = await this.store.loadApplied(name);
+    let snap = applied?.uplink;
+    if (!snap) {
+      const obs = await this.observeFor([], []);
+      const link = obs.links.get(def.uplink ?? '');
+      if (!link)
+        throw inputError(
+          'uplink-missing',
+          `uplink ${def.uplink ?? '?'} of "${name}" does not exist on this host`,
+          'name an existing NIC; see `ip link`',
+        );
+      snap = snapshotUplink(link, obs.addrs, obs.routes);
+    }
+    const dynamic = snap.addrs.some((a) => a.dynamic);
+    const input: PersistInput = {
+      bridge: def.bridge,
+      uplink: snap.ifname,
+      mac: snap.mac,
+      dhcp: dynamic,
+      addresses: dynamic ? [] : snap.addrs.map((a) => a.cidr),
+      // With DHCP the routes come from the lease.
+      routes: dynamic
+        ? []
+        : snap.routes.map((r) => ({
+            dst: r.dst,
+            ...(r.gateway ? { via: r.gateway } : {}),
+            ...(r.metric !== undefined ? { metric: r.metric } : {}),
+          })),
+      ...(snap.mtu && snap.mtu !== 1500 ? { mtu: snap.mtu } : {}),
+    };
+    const files = renderPersist(format, input);
+    const written: string[] = [];
+    if (opts.write) {
+      for (const f of files) {
+        const target = join(opts.root, f.path);
+        await writeAtomic(target, f.content, f.mode);
+        await chmod(target, f.mode);
+        written.push(target);
+      }
+    }
+    return { files, written };
   }
 
   // ---- ports ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Issue 5: bridged networks in a namespace lab whose LAN namespace runs the router and its own
 // DHCP server. The host's eth1 holds 192.168.100.239/24 with a default route via .254 metric 100.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HOST_LAN_IP, LAN_ROUTER, Lab } from '../lib/lab.js';
@@ -55,7 +55,9 @@ describe('bridged networks', () => {
     ]);
     lab.tracked.push(lanDhcp);
     await lab.server(lab.lanNs, 8080, 'lan');
-    await must('ip', ['-n', lab.hostNs, 'route', 'replace', 'default', 'via', LAN_ROUTER, 'metric', '100']);
+    // One default route, with a metric: it must come back exactly, metric included.
+    await must('ip', ['-n', lab.hostNs, 'route', 'del', 'default']);
+    await must('ip', ['-n', lab.hostNs, 'route', 'add', 'default', 'via', LAN_ROUTER, 'metric', '100']);
     baseline = await uplinkState(lab);
   });
   after(async () => {
@@ -119,6 +121,30 @@ describe('bridged networks', () => {
     const p = show.find((n) => n.network === 'lan')?.ports.find((x) => x.vm === 'lanvm');
     assert.deepEqual(p && [p.ip, p.ipSource], [lease.ip, 'neighbour']);
     await lab.kvmnetOk('port', 'del', 'lanvm');
+  });
+
+  test("persist prints the seed's ifcfg pair, and --write --root writes files with their modes (6)", async () => {
+    const out = await lab.kvmnetOk('net', 'persist', 'lan', '--format', 'ifcfg');
+    assert.match(out, /^# \/etc\/sysconfig\/network-scripts\/ifcfg-virbr1 \(mode 644\)$/m);
+    for (const line of [
+      'DEVICE=virbr1',
+      'TYPE=Bridge',
+      'IPADDR=192.168.100.239',
+      'PREFIX=24',
+      'GATEWAY=192.168.100.254',
+      'DEVICE=eth1',
+      'BRIDGE=virbr1',
+    ]) {
+      assert.match(out, new RegExp(`^${line}$`, 'm'));
+    }
+    const root = join(lab.dir, 'image');
+    const w = await lab.kvmnetOk('net', 'persist', 'lan', '--format', 'netplan', '--write', '--root', root);
+    assert.equal(w, `wrote ${root}/etc/netplan/60-kvmnet-virbr1.yaml\n`);
+    const st = await stat(join(root, 'etc/netplan/60-kvmnet-virbr1.yaml'));
+    assert.equal(st.mode & 0o777, 0o600);
+    const r = await lab.kvmnet('net', 'persist', 'lan', '--format', 'yast');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error: format "yast" is not known$/m);
   });
 
   test('stop restores eth1 exactly (3)', async () => {
