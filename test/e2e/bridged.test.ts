@@ -1,11 +1,10 @@
 // Issue 5 acceptance 2 with a real QEMU guest: on a port of a bridged network it takes its address
 // from the LAN's own DHCP server (192.168.100.100-199) and the LAN reaches its web page directly.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bootGuest, ensureGuestImage, type Guest } from '../lib/guest.js';
 import { LAN_ROUTER, Lab } from '../lib/lab.js';
-import { must, Tracked } from '../lib/proc.js';
+import { must } from '../lib/proc.js';
 
 describe('a QEMU guest on a bridged network', () => {
   let lab: Lab;
@@ -14,22 +13,7 @@ describe('a QEMU guest on a bridged network', () => {
   before(async () => {
     const image = ensureGuestImage();
     lab = await Lab.create('brq');
-    const dhcp = Tracked.start('ip', [
-      'netns',
-      'exec',
-      lab.lanNs,
-      'dnsmasq',
-      '--no-daemon',
-      '--conf-file=/dev/null',
-      '--bind-interfaces',
-      '--interface=eth0',
-      '--except-interface=lo',
-      '--port=0',
-      '--dhcp-range=192.168.100.100,192.168.100.199,255.255.255.0',
-      `--dhcp-leasefile=${join(lab.dir, 'lan.leases')}`,
-      '--dhcp-option=3,192.168.100.254',
-    ]);
-    lab.tracked.push(dhcp);
+    lab.lanDhcp();
     await lab.kvmnetOk('net', 'define', 'lan', '--mode', 'bridge', '--uplink', 'eth1', '--bridge', 'virbr1');
     await lab.kvmnetOk('net', 'start', 'lan');
     const p = await lab.kvmnetJson<{ port: { name: string; mac: string } }>(

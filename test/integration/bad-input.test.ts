@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lib/lab.js';
 import { must, Tracked } from '../lib/proc.js';
+import { assertRefused } from '../lib/refusal.js';
 
 describe('bad input', () => {
   let lab: Lab;
@@ -178,17 +179,7 @@ describe('bad input', () => {
 
   for (const c of cases) {
     test(`${c.name}: exit 2, one error line, nothing changed`, async () => {
-      const args = typeof c.args === 'function' ? await c.args() : c.args;
-      const before = await lab.snapshot();
-      const r = await lab.kvmnet(...args);
-      assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
-      const lines = r.stderr.trimEnd().split('\n');
-      assert.match(lines[0] ?? '', /^error: /);
-      assert.match(lines[0] ?? '', c.error);
-      assert.match(lines[1] ?? '', /^hint: ./, 'a hint says how to fix it');
-      assert.equal(lines.length, 2);
-      assert.equal(r.stdout, '');
-      assert.deepEqual(await lab.snapshot(), before);
+      await assertRefused(lab, typeof c.args === 'function' ? await c.args() : c.args, c.error);
     });
   }
 

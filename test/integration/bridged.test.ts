@@ -5,7 +5,8 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HOST_LAN_IP, LAN_ROUTER, Lab } from '../lib/lab.js';
-import { must, run, Tracked } from '../lib/proc.js';
+import { must, run } from '../lib/proc.js';
+import { assertRefused } from '../lib/refusal.js';
 
 /** eth1 as `ip -json` reports it: link (MAC, MTU, flags, master), addresses, routes. */
 async function uplinkState(lab: Lab): Promise<unknown> {
@@ -32,28 +33,12 @@ async function uplinkState(lab: Lab): Promise<unknown> {
 
 describe('bridged networks', () => {
   let lab: Lab;
-  let lanDhcp: Tracked;
   let baseline: unknown;
 
   before(async () => {
     lab = await Lab.create('brg');
     // The LAN's own DHCP server, like an office router's.
-    lanDhcp = Tracked.start('ip', [
-      'netns',
-      'exec',
-      lab.lanNs,
-      'dnsmasq',
-      '--no-daemon',
-      '--conf-file=/dev/null',
-      '--bind-interfaces',
-      '--interface=eth0',
-      '--except-interface=lo',
-      '--port=0',
-      '--dhcp-range=192.168.100.100,192.168.100.199,255.255.255.0',
-      `--dhcp-leasefile=${join(lab.dir, 'lan.leases')}`,
-      '--dhcp-option=3,192.168.100.254',
-    ]);
-    lab.tracked.push(lanDhcp);
+    lab.lanDhcp();
     await lab.server(lab.lanNs, 8080, 'lan');
     // One default route, with a metric: it must come back exactly, metric included.
     await must('ip', ['-n', lab.hostNs, 'route', 'del', 'default']);
@@ -272,18 +257,7 @@ describe('bridged networks', () => {
       await c.setup?.();
       try {
         const env = c.env ? await c.env() : {};
-        const before = await lab.snapshot();
-        const r = await lab.kvmnetEnv(env, ...c.args);
-        assert.equal(r.code, 2, r.stderr);
-        const lines = r.stderr.trimEnd().split('\n');
-        assert.match(lines[0] ?? '', /^error: /);
-        assert.match(lines[0] ?? '', c.error);
-        assert.match(lines[1] ?? '', /^hint: ./);
-        const after = await lab.snapshot();
-        delete after.files['/fakesys/'];
-        for (const k of Object.keys(after.files)) if (k.startsWith('/fakesys')) delete after.files[k];
-        for (const k of Object.keys(before.files)) if (k.startsWith('/fakesys')) delete before.files[k];
-        assert.deepEqual(after, before);
+        await assertRefused(lab, c.args, c.error, { env, ignoreFiles: (f) => f.startsWith('/fakesys') });
       } finally {
         await c.undo?.();
       }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HOST_LAN_IP, LAN_ROUTER, Lab, REPO } from '../lib/lab.js';
 import { must, run, Tracked } from '../lib/proc.js';
+import { assertRefused } from '../lib/refusal.js';
 
 const URL8080 = `http://${HOST_LAN_IP}:8080/`;
 
@@ -329,14 +330,7 @@ describe('port forwards', () => {
   ];
   for (const c of refusals) {
     test(`refused: ${c.name} (exit 2, nothing changed)`, async () => {
-      const before = await lab.snapshot();
-      const r = await lab.kvmnet(...c.args);
-      assert.equal(r.code, 2, r.stderr);
-      const lines = r.stderr.trimEnd().split('\n');
-      assert.match(lines[0] ?? '', /^error: /);
-      assert.match(lines[0] ?? '', c.error);
-      assert.match(lines[1] ?? '', /^hint: ./);
-      assert.deepEqual(await lab.snapshot(), before);
+      await assertRefused(lab, c.args, c.error);
     });
   }
 

@@ -198,6 +198,27 @@ export class Lab {
     return t;
   }
 
+  /** The LAN's own DHCP server (like an office router's): 192.168.100.100-199, router .254. */
+  lanDhcp(): Tracked {
+    const t = Tracked.start('ip', [
+      'netns',
+      'exec',
+      this.lanNs,
+      'dnsmasq',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--bind-interfaces',
+      '--interface=eth0',
+      '--except-interface=lo',
+      '--port=0',
+      '--dhcp-range=192.168.100.100,192.168.100.199,255.255.255.0',
+      `--dhcp-leasefile=${join(this.dir, 'lan.leases')}`,
+      `--dhcp-option=3,${LAN_ROUTER}`,
+    ]);
+    this.tracked.push(t);
+    return t;
+  }
+
   /** HTTP GET from a namespace with curl; returns the body, or null when the connection fails. */
   async fetch(ns: string, url: string, timeoutS = 3): Promise<string | null> {
     const r = await this.exec(ns, ['curl', '-sS', '--max-time', String(timeoutS), url]);
