@@ -1,5 +1,7 @@
 // `kvmnet net ...`: define, list, inspect, start, stop, undefine and autostart networks.
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { importNetworkXml, isNetworkXml, renderNetworkXml } from '../model/libvirt.js';
 import type { Engine } from '../engine/engine.js';
 import { inputError } from '../model/errors.js';
 import { PERSIST_FORMATS, type PersistFormat } from '../render/persist.js';
@@ -61,8 +63,14 @@ export function registerNet(program: Command, ctx: CliContext): void {
 
   net
     .command('define')
-    .argument('<name>', 'network name: 1-32 of A-Z a-z 0-9 _ . - (starting with a letter or digit)')
-    .description('Define a network (stored; not started).')
+    .argument(
+      '<name|file.xml>',
+      'network name: 1-32 of A-Z a-z 0-9 _ . - (starting with a letter or digit); or a libvirt network XML file',
+    )
+    .description(
+      'Define a network (stored; not started), from options or from a libvirt network XML file (what ' +
+        '`virsh net-dumpxml` prints); XML that kvmnet cannot honour is refused with its XPath.',
+    )
     .option('--mode <mode>', 'nat | isolated | routed | bridge', 'nat')
     .option(
       '--uplink <nic>',
@@ -92,9 +100,29 @@ Modes:
 Examples:
   kvmnet net define lab --mode nat --subnet 10.10.0.0/24 --dhcp-range 10.10.0.100-10.10.0.199 --domain lab --autostart
   kvmnet net define iso --mode isolated --subnet 10.20.0.0/24
-  kvmnet net define lan --mode bridge --uplink eth1 --bridge virbr1`,
+  kvmnet net define lan --mode bridge --uplink eth1 --bridge virbr1
+  virsh net-dumpxml default > default.xml && kvmnet net define default.xml [--autostart]`,
     )
-    .action(async (name: string, o: DefineOpts) => {
+    .action(async (name: string, o: DefineOpts, cmd: Command) => {
+      const xml = await readNetworkXml(name);
+      if (xml !== undefined) {
+        const given = cmd.options
+          .map((opt) => opt.attributeName())
+          .filter((k) => !['autostart', 'dryRun'].includes(k) && cmd.getOptionValueSource(k) === 'cli');
+        if (given.length > 0) {
+          throw inputError(
+            'conflicting-options',
+            `${name} is a libvirt network XML file: options other than --autostart and --dry-run do not apply`,
+            'change the XML instead',
+          );
+        }
+        const imported = importNetworkXml(xml);
+        for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
+        const input = { ...imported.input, ...(o.autostart ? { autostart: true } : {}) };
+        const r = await ctx.engine().define(input, { dryRun: o.dryRun });
+        ctx.print(ctx.json() ? json(r) : renderResult(r));
+        return;
+      }
       const input: NetworkInput = { name, mode: o.mode, autostart: o.autostart };
       if (o.subnet !== undefined) input.subnet = o.subnet;
       if (o.bridge !== undefined) input.bridge = o.bridge;
@@ -113,6 +141,22 @@ Examples:
       else if (o.dhcpRange !== undefined) input.dhcp = parseDhcpRangeText(o.dhcpRange);
       const r = await ctx.engine().define(input, { dryRun: o.dryRun });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
+    });
+
+  net
+    .command('dumpxml')
+    .argument('<name>', 'network name')
+    .description(
+      'Print a network as libvirt network XML (for `virsh net-define`, or `kvmnet net define FILE.xml` on another host). ' +
+        "kvmnet's uplink and autostart go into a <metadata> element of kvmnet's own namespace.",
+    )
+    .action(async (name: string) => {
+      const i = await ctx.engine().info(name);
+      const def = (await ctx.engine().exportDefinitions()).networks.find((d) => d.name === i.name);
+      if (!def)
+        throw inputError('unknown-network', `network "${name}" is not defined`, 'see `kvmnet net list`');
+      const xml = renderNetworkXml(def);
+      ctx.print(ctx.json() ? json({ name, xml }) : xml);
     });
 
   net
@@ -222,4 +266,15 @@ interface DefineOpts {
   mac?: string;
   autostart: boolean;
   dryRun: boolean;
+}
+
+/** The file's text if `arg` names a readable file holding libvirt network XML; otherwise undefined. */
+async function readNetworkXml(arg: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(arg, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return isNetworkXml(text) ? text : undefined;
 }

@@ -1494,6 +1494,17 @@ export function describeDef(d: NetworkDef): string[] {
     `subnet ${d.subnet} gateway ${d.gateway}`,
     d.dhcp ? `dhcp ${d.dhcp.start}-${d.dhcp.end}` : 'dhcp off',
     ...(d.domain ? [`domain ${d.domain}`] : []),
+    ...(d.mtu !== undefined ? [`mtu ${d.mtu}`] : []),
+    ...(d.stp || d.forwardDelay ? [`stp ${d.stp ? 'on' : 'off'} forward delay ${d.forwardDelay ?? 0}`] : []),
+    ...(d.leaseTime !== undefined
+      ? [`lease time ${d.leaseTime === 0 ? 'infinite' : `${d.leaseTime} s`}`]
+      : []),
+    ...(d.dhcpHosts?.length ? [`${d.dhcpHosts.length} static DHCP host(s)`] : []),
+    ...(d.dns?.enable === false ? ['dns off'] : []),
+    ...(d.dns?.hosts?.length ? [`${d.dns.hosts.length} DNS host(s)`] : []),
+    ...(d.dns?.forwarders?.length ? [`${d.dns.forwarders.length} DNS forwarder(s)`] : []),
+    ...(d.dns?.srv?.length ? [`${d.dns.srv.length} SRV record(s)`] : []),
+    ...(d.dns?.txt?.length ? [`${d.dns.txt.length} TXT record(s)`] : []),
     `autostart ${d.autostart}`,
   ];
 }

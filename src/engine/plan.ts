@@ -8,7 +8,7 @@ import { parseCidr } from '../model/ipv4.js';
 import type { DnatEntry } from '../model/forward.js';
 import { l3, type NetworkDef } from '../model/network.js';
 import { renderDhcpHosts, renderHosts, tapMac, type PortDef } from '../model/port.js';
-import { renderDnsmasqConf } from '../render/dnsmasq.js';
+import { renderDnsmasqConf, renderNetworkDhcpHosts, renderNetworkHosts } from '../render/dnsmasq.js';
 import { restoreLines } from './bridged.js';
 import type { Paths } from './paths.js';
 import type { AppliedNetwork } from './store.js';
@@ -60,8 +60,9 @@ export function dnsmasqFiles(def: NetworkDef, paths: Paths, ports: PortDef[]): M
   });
   return new Map([
     [paths.dnsmasqConf(def.name), conf],
-    [paths.dhcpHostsFile(def.name), renderDhcpHosts(ports)],
-    [paths.hostsFile(def.name), renderHosts(ports)],
+    // The network's own static hosts first, then the ports' reservations (kept apart by validation).
+    [paths.dhcpHostsFile(def.name), renderNetworkDhcpHosts(def) + renderDhcpHosts(ports)],
+    [paths.hostsFile(def.name), renderNetworkHosts(def) + renderHosts(ports)],
   ]);
 }
 
@@ -85,12 +86,17 @@ export function planStart(
   const prefix = parseCidr(l3(def).subnet)?.prefix ?? 24;
   const gwCidr = `${l3(def).gateway}/${prefix}`;
   const link = obs.links.get(br);
+  const stp = def.stp ? 1 : 0;
+  // forward_delay is in centiseconds (USER_HZ). Starting STP raises a delay below 2 s to 2 s
+  // (br_stp_start), as it does under libvirt: expect what the kernel will report.
+  const delay = Math.max((def.forwardDelay ?? 0) * 100, stp ? 200 : 0);
+  const mtu = def.mtu === undefined ? '' : ` mtu ${def.mtu}`;
   if (!link) {
     steps.push({
       kind: 'ip',
       why: `create bridge ${br} with ${gwCidr}`,
       lines: [
-        `link add name ${br} address ${def.mac} type bridge stp_state 0 forward_delay 0`,
+        `link add name ${br} address ${def.mac}${mtu} type bridge stp_state ${stp} forward_delay ${delay}`,
         `addr add ${gwCidr} dev ${br}`,
         `link set dev ${br} up`,
       ],
@@ -100,9 +106,21 @@ export function planStart(
     const lines: string[] = [];
     const undo: string[] = [];
     const why: string[] = [];
-    if (link.stpState !== 0 || link.forwardDelay !== 0) {
-      lines.push(`link set dev ${br} type bridge stp_state 0 forward_delay 0`);
-      why.push(`stp ${link.stpState ?? '?'} forward delay ${link.forwardDelay ?? '?'}, expected 0 and 0`);
+    if (link.stpState !== stp || link.forwardDelay !== delay) {
+      // With STP on, the kernel refuses a delay outside 2-30 s: set the delay while STP is off.
+      lines.push(
+        ...(link.stpState !== 0 ? [`link set dev ${br} type bridge stp_state 0`] : []),
+        `link set dev ${br} type bridge forward_delay ${delay}`,
+        ...(stp ? [`link set dev ${br} type bridge stp_state 1`] : []),
+      );
+      why.push(
+        `stp ${link.stpState ?? '?'} forward delay ${link.forwardDelay ?? '?'}, expected ${stp} and ${delay}`,
+      );
+    }
+    if (def.mtu !== undefined && link.mtu !== def.mtu) {
+      lines.push(`link set dev ${br} mtu ${def.mtu}`);
+      undo.push(`link set dev ${br} mtu ${link.mtu}`);
+      why.push(`mtu ${link.mtu}, expected ${def.mtu}`);
     }
     if (link.address !== def.mac) {
       lines.push(`link set dev ${br} address ${def.mac}`);
@@ -136,7 +154,7 @@ export function planStart(
       steps.push({ kind: 'sysctl', why: `${key} is ${obs.sysctls.get(key) ?? '?'}`, key, value });
   }
 
-  steps.push(...planPorts(ports, br, obs));
+  steps.push(...planPorts(ports, br, obs, def.mtu));
 
   const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat), applied?.firewall, obs.fw);
   if (fw.script !== '')
@@ -185,10 +203,10 @@ export function planStart(
 
 /**
  * Plans the taps of a network's ports: created if missing (persistent, vnet_hdr for virtio), MAC
- * fe:…, plugged into `bridge` (null: the network is stopped, the tap waits unplugged), and the
- * link state the user asked for.
+ * fe:…, plugged into `bridge` (null: the network is stopped, the tap waits unplugged), the
+ * network's MTU if it sets one, and the link state the user asked for.
  */
-export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed): Step[] {
+export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed, mtu?: number): Step[] {
   const steps: Step[] = [];
   for (const p of ports) {
     const link = obs.links.get(p.name);
@@ -204,6 +222,12 @@ export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed
       lines.push(`link set dev ${p.name} address ${mac}`);
       undo.push(`link set dev ${p.name} address ${link.address}`);
       why.push(`mac ${link.address}, expected ${mac}`);
+    }
+    // The network's MTU (libvirt sets its taps' MTU to the network's too).
+    if (mtu !== undefined && link?.mtu !== mtu) {
+      lines.push(`link set dev ${p.name} mtu ${mtu}`);
+      if (link) undo.push(`link set dev ${p.name} mtu ${link.mtu}`);
+      if (link) why.push(`mtu ${link.mtu}, expected ${mtu}`);
     }
     if (bridge !== null && link?.master !== bridge) {
       lines.push(`link set dev ${p.name} master ${bridge}`);

@@ -4,7 +4,7 @@ import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, type Do
 import { z } from 'zod';
 import { inputError } from './errors.js';
 import { PROTOCOLS, portsText, type ForwardDef, type ForwardInput } from './forward.js';
-import { networkFileSchema, type NetworkDef, type NetworkInput } from './network.js';
+import { networkFileSchema, type DnsConfig, type NetworkDef, type NetworkInput } from './network.js';
 
 export const FILE_VERSION = 1;
 
@@ -126,6 +126,21 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
     if (n.dhcp !== undefined) input.dhcp = n.dhcp === false || n.dhcp === null ? null : n.dhcp;
     if (n.domain !== undefined) input.domain = n.domain;
     if (n.autostart !== undefined) input.autostart = n.autostart;
+    if (n.uuid !== undefined) input.uuid = n.uuid;
+    if (n.mtu !== undefined) input.mtu = n.mtu;
+    if (n.stp !== undefined) input.stp = n.stp;
+    if (n.forwardDelay !== undefined) input.forwardDelay = n.forwardDelay;
+    if (n.leaseTime !== undefined) input.leaseTime = n.leaseTime;
+    if (n.dhcpHosts !== undefined) input.dhcpHosts = n.dhcpHosts.map((h) => stripUndefined(h));
+    if (n.dns !== undefined) {
+      const d = n.dns;
+      const dns: DnsConfig = stripUndefined({ enable: d.enable, forwardPlainNames: d.forwardPlainNames });
+      if (d.hosts !== undefined) dns.hosts = d.hosts;
+      if (d.forwarders !== undefined) dns.forwarders = d.forwarders.map((f) => stripUndefined(f));
+      if (d.srv !== undefined) dns.srv = d.srv.map((x) => stripUndefined(x));
+      if (d.txt !== undefined) dns.txt = d.txt;
+      input.dns = dns;
+    }
     out.push(input);
   }
   const forwards: ForwardInput[] = (r.data.forwards ?? []).map((f) => {
@@ -142,7 +157,13 @@ export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] 
   for (const d of [...defs].sort((a, b) => a.name.localeCompare(b.name))) {
     networks[d.name] =
       d.mode === 'bridge'
-        ? { mode: d.mode, bridge: d.bridge, uplink: d.uplink, autostart: d.autostart }
+        ? {
+            mode: d.mode,
+            bridge: d.bridge,
+            uplink: d.uplink,
+            autostart: d.autostart,
+            ...(d.uuid === undefined ? {} : { uuid: d.uuid }),
+          }
         : {
             mode: d.mode,
             bridge: d.bridge,
@@ -152,6 +173,7 @@ export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] 
             dhcp: d.dhcp ?? false,
             ...(d.domain === undefined ? {} : { domain: d.domain }),
             autostart: d.autostart,
+            ...optionalFields(d),
           };
   }
   return (
@@ -169,4 +191,25 @@ function forwardToFile(f: ForwardDef): Record<string, unknown> {
     ...(f.hostIp === undefined ? {} : { hostIp: f.hostIp }),
     ...(f.description === undefined ? {} : { description: f.description }),
   };
+}
+
+/** A copy without the keys whose value is undefined (zod's optional keys vs exactOptionalPropertyTypes). */
+type Defined<T> = { [K in keyof T]: Exclude<T[K], undefined> };
+function stripUndefined<T extends object>(o: T): Partial<Defined<T>> & Defined<Pick<T, RequiredKeys<T>>> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<Defined<T>> &
+    Defined<Pick<T, RequiredKeys<T>>>;
+}
+type RequiredKeys<T> = { [K in keyof T]-?: undefined extends T[K] ? never : K }[keyof T];
+
+/** The optional fields of a subnet-owning network, in file order, only those that are set. */
+function optionalFields(d: NetworkDef): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (d.uuid !== undefined) o.uuid = d.uuid;
+  if (d.mtu !== undefined) o.mtu = d.mtu;
+  if (d.stp !== undefined) o.stp = d.stp;
+  if (d.forwardDelay !== undefined) o.forwardDelay = d.forwardDelay;
+  if (d.leaseTime !== undefined) o.leaseTime = d.leaseTime;
+  if (d.dhcpHosts !== undefined) o.dhcpHosts = d.dhcpHosts;
+  if (d.dns !== undefined) o.dns = d.dns;
+  return o;
 }

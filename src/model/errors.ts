@@ -7,17 +7,20 @@ export class KvmnetError extends Error {
   readonly code: string;
   readonly hint: string | undefined;
   readonly kind: ErrorKind;
+  /** The definition field at fault, as a dotted path (e.g. "dhcpHosts.1.ip"), when one is. */
+  readonly field: string | undefined;
 
   constructor(
     code: string,
     message: string,
-    opts: { hint?: string; kind?: ErrorKind; cause?: unknown } = {},
+    opts: { hint?: string; kind?: ErrorKind; cause?: unknown; field?: string } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KvmnetError';
     this.code = code;
     this.hint = opts.hint;
     this.kind = opts.kind ?? 'input';
+    this.field = opts.field;
   }
 
   get exitCode(): number {
@@ -34,6 +37,11 @@ export class KvmnetError extends Error {
 /** Bad input: exit code 2, nothing was changed. */
 export function inputError(code: string, message: string, hint?: string): KvmnetError {
   return new KvmnetError(code, message, hint === undefined ? {} : { hint });
+}
+
+/** Bad input in one field of a definition (see KvmnetError.field). */
+export function fieldError(field: string, code: string, message: string, hint: string): KvmnetError {
+  return new KvmnetError(code, message, { hint, field });
 }
 
 /** A failure while acting on the host: exit code 1 (after rollback). */

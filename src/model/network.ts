@@ -2,7 +2,7 @@
 // every rule a definition must satisfy on its own or beside the others. Pure: no I/O. What the
 // host already uses is passed in as data (HostUsage) by the caller.
 import { z } from 'zod';
-import { inputError } from './errors.js';
+import { fieldError, inputError } from './errors.js';
 import {
   broadcastOf,
   contains,
@@ -25,6 +25,58 @@ export interface DhcpRange {
   end: string;
 }
 
+/** A static DHCP host (libvirt's `<dhcp><host>`): a MAC and/or a name bound to an address. */
+export interface DhcpHost {
+  mac?: string;
+  name?: string;
+  ip: string;
+  /** Lease time in seconds for this host; 0: infinite. Absent: the network's. */
+  leaseTime?: number;
+}
+
+/** A DNS record of the network's dnsmasq: an address and the names it answers to. */
+export interface DnsHost {
+  ip: string;
+  hostnames: string[];
+}
+
+/** Upstream DNS: `addr` for every name (or only `domain`), or `domain` answered locally only. */
+export interface DnsForwarder {
+  addr?: string;
+  domain?: string;
+}
+
+export interface DnsSrv {
+  service: string;
+  protocol: 'tcp' | 'udp';
+  domain?: string;
+  target?: string;
+  port?: number;
+  priority?: number;
+  weight?: number;
+}
+
+export interface DnsTxt {
+  name: string;
+  value: string;
+}
+
+/** The DNS side of a network's dnsmasq beyond the guests' names. Every key optional; absent: default. */
+export interface DnsConfig {
+  /** false: no DNS server on the network (dnsmasq port=0); DHCP still runs. */
+  enable?: boolean;
+  /**
+   * true: plain names (no dot) not known locally are forwarded upstream (no domain-needed);
+   * false: they are answered locally only (domain-needed and local=//); absent: kvmnet's
+   * default, domain-needed.
+   */
+  forwardPlainNames?: boolean;
+  hosts?: DnsHost[];
+  forwarders?: DnsForwarder[];
+  srv?: DnsSrv[];
+  txt?: DnsTxt[];
+}
+
 /** A stored network definition after validation and defaults. */
 export interface NetworkDef {
   name: string;
@@ -41,6 +93,19 @@ export interface NetworkDef {
   /** Bridged networks: the host NIC that becomes the bridge's port. */
   uplink?: string;
   autostart: boolean;
+  /** A libvirt UUID kept from an imported XML definition (and written back by dumpxml). */
+  uuid?: string;
+  /** The bridge's MTU (absent: the kernel's default, 1500). */
+  mtu?: number;
+  /** Spanning tree on the bridge (absent: off, as a VM switch wants it). */
+  stp?: boolean;
+  /** Bridge forward delay in seconds (absent: 0). */
+  forwardDelay?: number;
+  /** DHCP lease time in seconds; 0: infinite (absent: dnsmasq's default, 1 h). */
+  leaseTime?: number;
+  /** Static DHCP hosts besides the ports' reservations. */
+  dhcpHosts?: DhcpHost[];
+  dns?: DnsConfig;
 }
 
 /** A network that owns a subnet (every mode but bridge). */
@@ -68,7 +133,41 @@ export interface NetworkInput {
   domain?: string;
   uplink?: string;
   autostart?: boolean;
+  uuid?: string;
+  mtu?: number;
+  stp?: boolean;
+  forwardDelay?: number;
+  leaseTime?: number;
+  dhcpHosts?: DhcpHost[];
+  dns?: DnsConfig;
 }
+
+const dnsFileSchema = z
+  .object({
+    enable: z.boolean().optional(),
+    forwardPlainNames: z.boolean().optional(),
+    hosts: z.array(z.object({ ip: z.string(), hostnames: z.array(z.string()) }).strict()).optional(),
+    forwarders: z
+      .array(z.object({ addr: z.string().optional(), domain: z.string().optional() }).strict())
+      .optional(),
+    srv: z
+      .array(
+        z
+          .object({
+            service: z.string(),
+            protocol: z.enum(['tcp', 'udp']),
+            domain: z.string().optional(),
+            target: z.string().optional(),
+            port: z.number().int().optional(),
+            priority: z.number().int().optional(),
+            weight: z.number().int().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    txt: z.array(z.object({ name: z.string(), value: z.string() }).strict()).optional(),
+  })
+  .strict();
 
 /** The schema of one network in a YAML file: unknown keys and wrong types are refused. */
 export const networkFileSchema = z
@@ -84,6 +183,24 @@ export const networkFileSchema = z
       .optional(),
     domain: z.string().optional(),
     autostart: z.boolean().optional(),
+    uuid: z.string().optional(),
+    mtu: z.number().int().optional(),
+    stp: z.boolean().optional(),
+    forwardDelay: z.number().int().optional(),
+    leaseTime: z.number().int().optional(),
+    dhcpHosts: z
+      .array(
+        z
+          .object({
+            mac: z.string().optional(),
+            name: z.string().optional(),
+            ip: z.string(),
+            leaseTime: z.number().int().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    dns: dnsFileSchema.optional(),
   })
   .strict();
 
@@ -266,6 +383,7 @@ export function buildNetwork(input: NetworkInput, ctx: ValidateContext): Network
     dhcp,
     ...(input.domain === undefined ? {} : { domain: input.domain }),
     autostart: input.autostart ?? false,
+    ...checkExtras(input, subnet, gwNum, dhcp),
   };
   checkAgainstOthers(def, subnet, ctx);
   return def;
@@ -323,6 +441,12 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     [input.dhcp, '--dhcp-range/--no-dhcp'],
     [input.domain, '--domain'],
     [input.mac, '--mac'],
+    [input.mtu, 'mtu'],
+    [input.stp, 'stp'],
+    [input.forwardDelay, 'forwardDelay'],
+    [input.leaseTime, 'leaseTime'],
+    [input.dhcpHosts, 'dhcpHosts'],
+    [input.dns, 'dns'],
   ] as const) {
     if (given !== undefined) {
       throw inputError(
@@ -359,6 +483,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     dhcp: null,
     uplink: input.uplink,
     autostart: input.autostart ?? false,
+    ...(input.uuid === undefined ? {} : { uuid: checkUuid(input.uuid) }),
   };
   for (const o of ctx.others) {
     if (o.name === def.name) continue;
@@ -454,10 +579,328 @@ export function diffNetworks(a: NetworkDef, b: NetworkDef): string[] {
     'dhcp.end': d.dhcp?.end ?? '(none)',
     domain: d.domain ?? '(none)',
     autostart: String(d.autostart),
+    uuid: d.uuid ?? '(none)',
+    mtu: d.mtu === undefined ? '(default)' : String(d.mtu),
+    stp: d.stp ? 'on' : 'off',
+    forwardDelay: String(d.forwardDelay ?? 0),
+    leaseTime: d.leaseTime === undefined ? '(default)' : String(d.leaseTime),
+    dhcpHosts: d.dhcpHosts?.length ? JSON.stringify(d.dhcpHosts) : '(none)',
+    dns: d.dns === undefined ? '(default)' : JSON.stringify(d.dns),
   });
   const fa = flat(a);
   const fb = flat(b);
   return Object.keys(fa)
     .filter((k) => fa[k] !== fb[k])
     .map((k) => `${k} ${fa[k]} -> ${fb[k]}`);
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+/** Host names in DNS records and DHCP hosts: dot-separated labels, upper case allowed. */
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+/** SRV service/protocol labels and TXT names: what dnsmasq takes in srv-host=/txt-record=. */
+const LABEL_RE = /^[A-Za-z0-9_-]{1,63}$/;
+
+/** The canonical form of a UUID: lower case, with dashes. */
+export function checkUuid(text: string): string {
+  if (!UUID_RE.test(text)) {
+    throw fieldError(
+      'uuid',
+      'invalid-uuid',
+      `uuid "${text}" is not a UUID`,
+      'write it as 8-4-4-4-12 hex digits',
+    );
+  }
+  const h = text.replace(/-/g, '').toLowerCase();
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function checkInt(field: string, v: number, min: number, max: number, hint: string): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw fieldError(
+      field,
+      `invalid-${field.split('.')[0]?.toLowerCase() ?? 'value'}`,
+      `${field} ${v} is out of range ${min}-${max}`,
+      hint,
+    );
+  }
+  return v;
+}
+
+function checkHostname(field: string, name: string): string {
+  if (!HOSTNAME_RE.test(name)) {
+    throw fieldError(
+      field,
+      'invalid-hostname',
+      `${field} "${name}" is not a host name`,
+      'use dot-separated labels of letters, digits, "-" and "_", e.g. web or web.lab',
+    );
+  }
+  return name;
+}
+
+/** An address of the subnet that a guest may hold: inside, not the network or broadcast address. */
+function checkHostAddr(field: string, text: string, subnet: Cidr): number {
+  const ip = parseIpv4(text);
+  if (ip === undefined)
+    throw fieldError(
+      field,
+      'invalid-address',
+      `${field} "${text}" is not an IPv4 address`,
+      'write it as a.b.c.d',
+    );
+  if (!contains(subnet, ip) || ip === networkOf(subnet) || ip === broadcastOf(subnet)) {
+    throw fieldError(
+      field,
+      'invalid-address',
+      `${field} ${text} is not a host address of subnet ${formatCidr(subnet)}`,
+      'pick an address inside the subnet other than its network and broadcast address',
+    );
+  }
+  return ip;
+}
+
+const LEASE_MAX = 0xffffffff;
+
+/** Validates and canonicalizes the optional fields of a subnet-owning network. */
+function checkExtras(
+  input: NetworkInput,
+  subnet: Cidr,
+  gw: number,
+  dhcp: DhcpRange | null,
+): Partial<NetworkDef> {
+  const out: Partial<NetworkDef> = {};
+  if (input.uuid !== undefined) out.uuid = checkUuid(input.uuid);
+  if (input.mtu !== undefined) out.mtu = checkInt('mtu', input.mtu, 68, 65535, 'an MTU is 68-65535 bytes');
+  if (input.stp === true) out.stp = true;
+  if (input.forwardDelay !== undefined && input.forwardDelay !== 0) {
+    out.forwardDelay = checkInt(
+      'forwardDelay',
+      input.forwardDelay,
+      0,
+      30,
+      'a bridge forward delay is 0-30 seconds',
+    );
+  }
+  if (input.leaseTime !== undefined) {
+    out.leaseTime = checkInt('leaseTime', input.leaseTime, 0, LEASE_MAX, 'seconds; 0 for infinite');
+    if (!dhcp)
+      throw fieldError(
+        'leaseTime',
+        'invalid-option',
+        'leaseTime needs DHCP on the network',
+        'drop leaseTime or give the network a DHCP range',
+      );
+  }
+  if (input.dhcpHosts !== undefined && input.dhcpHosts.length > 0) {
+    if (!dhcp) {
+      throw fieldError(
+        'dhcpHosts',
+        'no-dhcp',
+        'static DHCP hosts need DHCP on the network',
+        'give the network a DHCP range, or drop dhcpHosts',
+      );
+    }
+    const ips = new Map<number, number>();
+    const macs = new Map<string, number>();
+    const names = new Map<string, number>();
+    out.dhcpHosts = input.dhcpHosts.map((h, i) => {
+      const f = `dhcpHosts.${i}`;
+      const ip = checkHostAddr(`${f}.ip`, h.ip, subnet);
+      if (ip === gw)
+        throw fieldError(
+          `${f}.ip`,
+          'invalid-address',
+          `${f}.ip ${h.ip} is the gateway`,
+          'pick another host address',
+        );
+      const twin = ips.get(ip);
+      if (twin !== undefined)
+        throw fieldError(
+          `${f}.ip`,
+          'ip-taken',
+          `${f}.ip ${h.ip} is also dhcpHosts.${twin}.ip`,
+          'give each host its own address',
+        );
+      ips.set(ip, i);
+      const host: DhcpHost = { ip: formatIpv4(ip) };
+      if (h.mac === undefined && h.name === undefined) {
+        throw fieldError(
+          f,
+          'invalid-dhcp-host',
+          `${f} has neither a mac nor a name`,
+          'give the host a mac, a name or both',
+        );
+      }
+      if (h.mac !== undefined) {
+        const m = normalizeMac(h.mac);
+        if (!m || isMulticastMac(m))
+          throw fieldError(
+            `${f}.mac`,
+            'invalid-mac',
+            `${f}.mac "${h.mac}" is not a unicast MAC address`,
+            'write it as 52:54:00:xx:xx:xx',
+          );
+        const t = macs.get(m);
+        if (t !== undefined)
+          throw fieldError(
+            `${f}.mac`,
+            'mac-taken',
+            `${f}.mac ${m} is also dhcpHosts.${t}.mac`,
+            'one host per MAC',
+          );
+        macs.set(m, i);
+        host.mac = m;
+      }
+      if (h.name !== undefined) {
+        checkHostname(`${f}.name`, h.name);
+        const t = names.get(h.name.toLowerCase());
+        if (t !== undefined)
+          throw fieldError(
+            `${f}.name`,
+            'name-taken',
+            `${f}.name ${h.name} is also dhcpHosts.${t}.name`,
+            'one host per name',
+          );
+        names.set(h.name.toLowerCase(), i);
+        host.name = h.name;
+      }
+      if (h.leaseTime !== undefined)
+        host.leaseTime = checkInt(`${f}.leaseTime`, h.leaseTime, 0, LEASE_MAX, 'seconds; 0 for infinite');
+      return host;
+    });
+  }
+  if (input.dns !== undefined) {
+    const d = checkDns(input.dns, subnet);
+    if (Object.keys(d).length > 0) out.dns = d;
+  }
+  return out;
+}
+
+function checkDns(dns: DnsConfig, _subnet: Cidr): DnsConfig {
+  const out: DnsConfig = {};
+  if (dns.enable === false) {
+    if (
+      dns.hosts?.length ||
+      dns.srv?.length ||
+      dns.txt?.length ||
+      dns.forwarders?.length ||
+      dns.forwardPlainNames !== undefined
+    ) {
+      throw fieldError(
+        'dns.enable',
+        'invalid-dns',
+        'dns.enable is false but the network has DNS records or options',
+        'drop the DNS records, or enable DNS',
+      );
+    }
+    out.enable = false;
+  }
+  if (dns.forwardPlainNames !== undefined) out.forwardPlainNames = dns.forwardPlainNames;
+  if (dns.hosts?.length) {
+    out.hosts = dns.hosts.map((h, i) => {
+      const f = `dns.hosts.${i}`;
+      const ip = parseIpv4(h.ip);
+      if (ip === undefined)
+        throw fieldError(
+          `${f}.ip`,
+          'invalid-address',
+          `${f}.ip "${h.ip}" is not an IPv4 address`,
+          'write it as a.b.c.d',
+        );
+      if (h.hostnames.length === 0)
+        throw fieldError(
+          `${f}.hostnames`,
+          'invalid-dns',
+          `${f} has no hostnames`,
+          'give the address at least one name',
+        );
+      h.hostnames.forEach((n, j) => checkHostname(`${f}.hostnames.${j}`, n));
+      return { ip: formatIpv4(ip), hostnames: [...h.hostnames] };
+    });
+  }
+  if (dns.forwarders?.length) {
+    out.forwarders = dns.forwarders.map((fw, i) => {
+      const f = `dns.forwarders.${i}`;
+      const r: DnsForwarder = {};
+      if (fw.addr === undefined && fw.domain === undefined)
+        throw fieldError(
+          f,
+          'invalid-dns',
+          `${f} has neither addr nor domain`,
+          'give an upstream address, a domain or both',
+        );
+      if (fw.domain !== undefined) r.domain = checkHostname(`${f}.domain`, fw.domain);
+      if (fw.addr !== undefined) {
+        const ip = parseIpv4(fw.addr);
+        if (ip === undefined)
+          throw fieldError(
+            `${f}.addr`,
+            'invalid-address',
+            `${f}.addr "${fw.addr}" is not an IPv4 address`,
+            'write it as a.b.c.d',
+          );
+        r.addr = formatIpv4(ip);
+      }
+      return r;
+    });
+  }
+  if (dns.srv?.length) {
+    out.srv = dns.srv.map((s, i) => {
+      const f = `dns.srv.${i}`;
+      if (!LABEL_RE.test(s.service))
+        throw fieldError(
+          `${f}.service`,
+          'invalid-dns',
+          `${f}.service "${s.service}" is not a service name`,
+          'e.g. ldap or http',
+        );
+      if (s.protocol !== 'tcp' && s.protocol !== 'udp')
+        throw fieldError(
+          `${f}.protocol`,
+          'invalid-dns',
+          `${f}.protocol "${String(s.protocol)}" is not tcp or udp`,
+          'use tcp or udp',
+        );
+      const r: DnsSrv = { service: s.service, protocol: s.protocol };
+      if (s.domain !== undefined) r.domain = checkHostname(`${f}.domain`, s.domain);
+      if (s.target !== undefined) r.target = s.target === '.' ? '.' : checkHostname(`${f}.target`, s.target);
+      if (s.port !== undefined) r.port = checkInt(`${f}.port`, s.port, 1, 65535, 'a port is 1-65535');
+      if (s.priority !== undefined) r.priority = checkInt(`${f}.priority`, s.priority, 0, 65535, '0-65535');
+      if (s.weight !== undefined) r.weight = checkInt(`${f}.weight`, s.weight, 0, 65535, '0-65535');
+      if (
+        r.target === undefined &&
+        (r.port !== undefined || r.priority !== undefined || r.weight !== undefined)
+      )
+        throw fieldError(
+          `${f}.target`,
+          'invalid-dns',
+          `${f} has a port, priority or weight but no target`,
+          'add a target host',
+        );
+      return r;
+    });
+  }
+  if (dns.txt?.length) {
+    out.txt = dns.txt.map((t, i) => {
+      const f = `dns.txt.${i}`;
+      if (!HOSTNAME_RE.test(t.name))
+        throw fieldError(
+          `${f}.name`,
+          'invalid-dns',
+          `${f}.name "${t.name}" is not a DNS name`,
+          'e.g. example or info.lab',
+        );
+      // dnsmasq's txt-record= splits on commas and ends at a newline.
+      if (/[\n\r,"\\]/.test(t.value))
+        throw fieldError(
+          `${f}.value`,
+          'invalid-dns',
+          `${f}.value has a comma, quote, backslash or line break`,
+          'dnsmasq cannot take those in a TXT record value',
+        );
+      return { name: t.name, value: t.value };
+    });
+  }
+  return out;
 }

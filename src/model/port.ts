@@ -121,6 +121,14 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
         'pick another MAC or leave --mac out',
       );
     }
+    const host = ctx.net.dhcpHosts?.find((h) => h.mac === m);
+    if (host) {
+      throw inputError(
+        'mac-taken',
+        `mac ${m} is a static DHCP host of "${ctx.net.name}" (${host.ip})`,
+        'pick another MAC or leave --mac out',
+      );
+    }
     const twin = usedTaps.get(tapMac(m));
     if (twin) {
       throw inputError(
@@ -201,6 +209,13 @@ export function checkReservation(ipText: string, ctx: PortContext): string {
   const text = formatIpv4(ip);
   if (text === net.gateway)
     throw inputError('invalid-ip', `ip ${text} is the gateway of "${net.name}"`, 'pick another host address');
+  const host = net.dhcpHosts?.find((h) => h.ip === text);
+  if (host)
+    throw inputError(
+      'ip-taken',
+      `ip ${text} is a static DHCP host of "${net.name}"${host.name ? ` (${host.name})` : ''}`,
+      'pick another address',
+    );
   const other = ctx.ports.find((p) => p.network === net.name && p.ip === text);
   if (other)
     throw inputError(

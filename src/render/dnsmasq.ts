@@ -1,7 +1,7 @@
 // Renders the dnsmasq configuration of one network (libvirt's networkxml2conf style: one generated
 // conf file instead of a long argv). Pure: paths are passed in, nothing is read or written here.
 import { broadcastOf, contains, netmaskText, parseCidr, parseIpv4 } from '../model/ipv4.js';
-import { l3, type NetworkDef } from '../model/network.js';
+import { l3, type DnsSrv, type NetworkDef } from '../model/network.js';
 
 export interface DnsmasqPaths {
   pidFile: string;
@@ -31,21 +31,37 @@ export function renderDnsmasqConf(net: NetworkDef, paths: DnsmasqPaths): string 
     'except-interface=lo',
     'bind-dynamic',
     `interface=${def.bridge}`,
+  ];
+  const dns = def.dns ?? {};
+  // DNS off: dnsmasq serves DHCP only (libvirt's <dns enable='no'>).
+  if (dns.enable === false) lines.push('port=0');
+  if (dns.forwardPlainNames !== true) {
     // Plain names (VM names) are answered here and never forwarded upstream: a guest's AAAA lookup
     // of another VM's name must not wait on (or leak to) the host's resolvers.
-    'domain-needed',
-  ];
+    lines.push('domain-needed');
+  }
+  // libvirt's forwardPlainNames='no': plain names are answered locally or not at all.
+  if (dns.forwardPlainNames === false) lines.push('local=//');
+  for (const f of dns.forwarders ?? []) {
+    if (f.domain !== undefined) lines.push(`server=/${f.domain}/${f.addr ?? '#'}`);
+    else if (f.addr !== undefined) lines.push(`server=${f.addr}`);
+  }
+  // Upstream servers given for every name replace the host's resolv.conf (libvirt does the same).
+  const ownResolvers = (dns.forwarders ?? []).some((f) => f.addr !== undefined && f.domain === undefined);
+  for (const srv of dns.srv ?? []) lines.push(srvHost(srv));
+  for (const t of dns.txt ?? []) lines.push(`txt-record=${t.name},${t.value}`);
   if (def.domain !== undefined) {
     // Answer for the network's own domain locally, never forward it upstream.
     lines.push(`domain=${def.domain}`, `local=/${def.domain}/`, 'expand-hosts');
   }
-  if (def.mode === 'isolated') {
+  if (def.mode === 'isolated' || ownResolvers) {
     // Nothing leaves an isolated network, DNS queries for outside names included.
     lines.push('no-resolv');
   }
   if (def.dhcp) {
+    const lease = def.leaseTime === undefined ? '' : `,${leaseText(def.leaseTime)}`;
     lines.push(
-      `dhcp-range=${def.dhcp.start},${def.dhcp.end},${netmaskText(subnet.prefix)}`,
+      `dhcp-range=${def.dhcp.start},${def.dhcp.end},${netmaskText(subnet.prefix)}${lease}`,
       'dhcp-no-override',
       'dhcp-authoritative',
       `dhcp-lease-max=${poolSize(def)}`,
@@ -66,4 +82,43 @@ export function renderDnsmasqConf(net: NetworkDef, paths: DnsmasqPaths): string 
     `addn-hosts=${paths.hostsFile}`,
   );
   return lines.join('\n') + '\n';
+}
+
+/** A lease time as dnsmasq (and libvirt) write it: infinite, Nh, Nm or Ns. */
+export function leaseText(seconds: number): string {
+  if (seconds === 0) return 'infinite';
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+/**
+ * srv-host=_service._proto[.domain][,target[,port[,priority[,weight]]]], as libvirt writes it: a
+ * target of "." (no such service) takes no numbers, and a missing port before a priority or
+ * weight is written as 1, a missing priority before a weight as 0.
+ */
+function srvHost(s: DnsSrv): string {
+  let out = `srv-host=_${s.service}._${s.protocol}${s.domain === undefined ? '' : `.${s.domain}`}`;
+  if (s.target === undefined || s.target === '.') return out;
+  out += `,${s.target}`;
+  if (s.weight !== undefined) return `${out},${s.port ?? 1},${s.priority ?? 0},${s.weight}`;
+  if (s.priority !== undefined) return `${out},${s.port ?? 1},${s.priority}`;
+  if (s.port !== undefined) return `${out},${s.port}`;
+  return out;
+}
+
+/** dhcp-hostsfile lines of the network's own static hosts: MAC,IP,NAME[,LEASE] or NAME,IP[,LEASE]. */
+export function renderNetworkDhcpHosts(def: NetworkDef): string {
+  return (def.dhcpHosts ?? [])
+    .map((h) => {
+      const lease = h.leaseTime === undefined ? '' : `,${leaseText(h.leaseTime)}`;
+      const who = h.mac === undefined ? [h.name ?? '', h.ip] : [h.mac, h.ip, ...(h.name ? [h.name] : [])];
+      return `${who.join(',')}${lease}\n`;
+    })
+    .join('');
+}
+
+/** addn-hosts lines of the network's DNS hosts: IP NAME... */
+export function renderNetworkHosts(def: NetworkDef): string {
+  return (def.dns?.hosts ?? []).map((h) => `${h.ip}\t${h.hostnames.join('\t')}\n`).join('');
 }

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { driverFor } from '../../src/drivers/registry.js';
 import { parseDefinitions } from '../../src/model/definitions.js';
 import { buildNetwork, type NetworkDef } from '../../src/model/network.js';
-import { renderDnsmasqConf } from '../../src/render/dnsmasq.js';
+import { renderDnsmasqConf, renderNetworkDhcpHosts, renderNetworkHosts } from '../../src/render/dnsmasq.js';
 import { buildFragment, renderFragment, renderSkeleton } from '../../src/render/nft.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -35,9 +35,14 @@ function loadCase(name: string): NetworkDef {
   return buildNetwork({ ...input, bridge: input.bridge ?? 'virbr9' }, { others: [] });
 }
 
-function renderCase(def: NetworkDef): Record<'dnsmasq.conf' | 'nft.txt', string> {
+/** dnsmasq.conf and nft.txt; dhcp-hosts and hosts too when the network has static hosts or DNS records. */
+function renderCase(def: NetworkDef): Record<string, string> {
   const n = def.name;
+  const dhcpHosts = renderNetworkDhcpHosts(def);
+  const hosts = renderNetworkHosts(def);
   return {
+    ...(dhcpHosts ? { 'dhcp-hosts': dhcpHosts } : {}),
+    ...(hosts ? { hosts } : {}),
     'dnsmasq.conf': renderDnsmasqConf(def, {
       pidFile: `/run/kvmnet/net/${n}/dnsmasq.pid`,
       leaseFile: `/var/lib/kvmnet/leases/${n}.leases`,
