@@ -15,6 +15,7 @@
 //   files are sourced by bash, the route file's lines go to `ip -4 route add` in a network namespace.
 // Each tool check skips with a message when its tool is missing, and has a negative control that
 // proves the tool refuses a broken file.
+import { lineDiff } from '../lib/diff.js';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -155,48 +156,6 @@ function which(cmd: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/**
- * A line diff (longest common subsequence) with two lines of context: "-" only in the golden file,
- * "+" only in the rendered text, each with its line number in the golden / rendered text.
- * (The same output as test/unit/golden.test.ts.)
- */
-function lineDiff(expected: string, actual: string): string {
-  const a = expected.split('\n');
-  const b = actual.split('\n');
-  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) {
-    for (let j = b.length - 1; j >= 0; j--) {
-      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-    }
-  }
-  const ops: Array<{ op: ' ' | '-' | '+'; text: string; old?: number; now?: number }> = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ op: ' ', text: a[i]!, old: ++i, now: ++j });
-    else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!))
-      ops.push({ op: '-', text: a[i]!, old: ++i });
-    else ops.push({ op: '+', text: b[j]!, now: ++j });
-  }
-  const near = (k: number): boolean => ops.slice(Math.max(0, k - 2), k + 3).some((o) => o.op !== ' ');
-  const num = (n: number | undefined): string => (n === undefined ? '' : String(n)).padStart(4);
-  const out: string[] = [];
-  let skipped = false;
-  ops.forEach((o, k) => {
-    if (!near(k)) {
-      skipped = true;
-      return;
-    }
-    if (skipped) out.push('  ...');
-    skipped = false;
-    const shown = JSON.stringify(o.text)
-      .slice(1, -1)
-      .replace(/ +$/, (m) => '·'.repeat(m.length));
-    out.push(`${o.op}${num(o.old)}${num(o.now)} | ${shown}`);
-  });
-  return out.join('\n');
 }
 
 describe('persist golden files', () => {
