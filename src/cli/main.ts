@@ -10,6 +10,7 @@ import type { CliContext } from './context.js';
 import { registerNet } from './net.js';
 import { registerForward } from './forward.js';
 import { registerPort } from './port.js';
+import { registerLibvirt } from './libvirt.js';
 import { json, renderResult } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -141,6 +142,7 @@ See docs/cli.md for every command and its JSON output.`,
   registerNet(program, ctx);
   registerPort(program, ctx);
   registerForward(program, ctx);
+  registerLibvirt(program, ctx);
   return program;
 }
 
@@ -158,10 +160,11 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const c of program.commands) {
+  const override = (c: Command): void => {
     c.exitOverride();
-    for (const s of c.commands) s.exitOverride();
-  }
+    for (const s of c.commands) override(s);
+  };
+  override(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -2,15 +2,18 @@
 import type { Command } from 'commander';
 import type { PortView, ShowNetwork } from '../engine/engine.js';
 import { inputError } from '../model/errors.js';
-import type { PortInput } from '../model/port.js';
+import { tapText, type PortInput } from '../model/port.js';
 import type { CliContext } from './context.js';
 import { json, renderResult, table } from './output.js';
 
 function portLine(p: PortView): string {
+  if (p.tap === 'libvirt')
+    return `${tapText(p)}  ${p.id}  ${p.mac}${p.ip ? `  ${p.ip}` : ''}  (libvirt port: libvirt makes its tap)\n`;
   return `${p.name}  ${p.vm}  ${p.mac}  tap ${p.tapMac}${p.ip ? `  ${p.ip}` : ''}\nqemu: ${p.qemu.join(' ')}\n`;
 }
 
-const REF_HELP = 'a VM name (if it has one port, or one on --network), VM/netN, or the tap name (vnetN)';
+const REF_HELP =
+  'a VM name (if it has one port, or one on --network), VM/netN, or the tap name (vnetN; a libvirt port has one while its domain runs)';
 
 export function registerPort(program: Command, ctx: CliContext): void {
   const port = program
@@ -69,7 +72,7 @@ Example:
       ctx.print(
         table(
           ['PORT', 'ID', 'VM', 'NETWORK', 'MAC', 'TAP MAC', 'IP', 'LINK'],
-          ports.map((p) => [p.name, p.id, p.vm, p.network, p.mac, p.tapMac, p.ip ?? '-', p.link]),
+          ports.map((p) => [tapText(p), p.id, p.vm, p.network, p.mac, p.tapMac, p.ip ?? '-', p.link]),
         ),
       );
     });
@@ -189,11 +192,19 @@ export function renderShow(nets: ShowNetwork[]): string {
         : '';
       if (n.ports.length === 0) return head + '  (no ports)\n' + fw;
       const rows = n.ports.map((p) => [
-        p.port,
+        p.port || '-',
         p.id,
         p.mac,
         p.ip ?? '-',
-        p.link === 'down' ? 'down' : !p.plugged ? 'up (unplugged)' : p.carrier ? 'up' : 'up (no guest)',
+        p.tap === 'libvirt' && p.port === ''
+          ? 'libvirt (domain not running)'
+          : p.link === 'down'
+            ? 'down'
+            : !p.plugged
+              ? 'up (unplugged)'
+              : p.carrier
+                ? 'up'
+                : 'up (no guest)',
       ]);
       return (
         head +

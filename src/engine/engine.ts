@@ -40,7 +40,13 @@ import { Store, type AppliedNetwork, type StateData } from './store.js';
 import {
   buildPort,
   checkReservation,
+  isLibvirtPort,
+  nextIndex,
   portId,
+  portKey,
+  tapText,
+  validateVmName,
+  type TapOwner,
   qemuArgs,
   tapMac,
   type LinkState,
@@ -48,6 +54,7 @@ import {
   type PortInput,
 } from '../model/port.js';
 import { readLeases, type Lease } from './leases.js';
+import { parseDomainXml, type DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
@@ -107,8 +114,11 @@ export class Engine {
     this.note = opts.note ?? (() => {});
   }
 
-  private async locked<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = await acquireLock(this.paths.lockFile, { note: this.note });
+  private async locked<T>(fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    const lock = await acquireLock(this.paths.lockFile, {
+      note: this.note,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
     try {
       return await fn();
     } finally {
@@ -250,7 +260,7 @@ export class Engine {
       if (ports.length) result.plans.push(await this.deleteTaps(name, ports, opts.dryRun));
       if (opts.dryRun) return result;
       delete state.networks[name];
-      for (const p of ports) delete state.ports[p.name];
+      for (const p of ports) delete state.ports[portKey(p)];
       for (const f of forwards) delete state.forwards[forwardId(f)];
       await this.store.save(state);
       await removePath(this.paths.leaseFile(name));
@@ -538,7 +548,7 @@ export class Engine {
         ports: Object.values(state.ports),
         links: new Set(obs.links.keys()),
       });
-      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
       const plans = await this.syncNetwork(next, net.name, opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
@@ -555,7 +565,7 @@ export class Engine {
       const state = await this.store.load();
       const port = Engine.resolvePort(state, ref, network);
       const next: StateData = { ...state, ports: { ...state.ports } };
-      delete next.ports[port.name];
+      delete next.ports[portKey(port)];
       Engine.checkForwardsResolve(next, port.network, `port ${portId(port)} is removed`);
       const plans = [await this.deleteTaps(port.network, [port], opts.dryRun)];
       plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun)));
@@ -574,7 +584,14 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       const port = { ...Engine.resolvePort(state, ref, network), link };
-      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      if (isLibvirtPort(port)) {
+        throw inputError(
+          'libvirt-port',
+          `port ${portId(port)} is a libvirt port: libvirt owns its tap`,
+          `pull its cable with \`virsh domif-setlink ${port.vm} ${port.mac} ${link}\``,
+        );
+      }
+      const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
       const plans = await this.syncNetwork(next, port.network, opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
@@ -592,16 +609,123 @@ export class Engine {
       const state = await this.store.load();
       const old = Engine.resolvePort(state, ref, network);
       const net = Engine.getDef(state, old.network);
-      const others = Object.values(state.ports).filter((p) => p.name !== old.name);
+      const others = Object.values(state.ports).filter((p) => portKey(p) !== portKey(old));
       const port: PortDef = { ...old };
       delete port.ip;
       if (ip !== null) port.ip = checkReservation(ip, { net, ports: others, links: new Set() });
-      const next: StateData = { ...state, ports: { ...state.ports, [port.name]: port } };
+      const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
       Engine.checkForwardsResolve(next, net.name, `port ${portId(old)} loses its reservation`);
       const plans = await this.syncNetwork(next, net.name, opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
+  }
+
+  // ---- libvirt domains ----------------------------------------------------------------------
+
+  /**
+   * Records a libvirt port: a port whose tap libvirt makes when the domain starts (the hook tells
+   * kvmnet its name). Its MAC and reservation are kvmnet's, as `portAdd` makes them; no tap is made.
+   */
+  async libvirtInterface(
+    input: PortInput,
+    opts: { dryRun: boolean },
+  ): Promise<OpResult & { port: PortView; bridge: string }> {
+    const r = await this.portAdd({ ...input, tap: 'libvirt' }, opts);
+    const state = await this.store.load();
+    return { ...r, bridge: Engine.getDef(state, input.network).bridge };
+  }
+
+  /**
+   * The libvirt qemu hook: on started/reconnect/attach, records which tap (target dev) of which
+   * domain and MAC is on a kvmnet network's bridge; on stopped/release, forgets the taps. Only
+   * stored state changes (reservations go by MAC, so dnsmasq is unaffected). Takes the lock for
+   * at most `lockTimeoutMs`: libvirt waits for the hook. Returns what it did, for the hook's log.
+   */
+  async libvirtHookEvent(
+    domain: string,
+    operation: string,
+    xml: string,
+    lockTimeoutMs = 5000,
+  ): Promise<string[]> {
+    const starting = ['started', 'reconnect', 'attach'].includes(operation);
+    const stopping = ['stopped', 'release'].includes(operation);
+    if (!starting && !stopping) return [];
+    const notes: string[] = [];
+    let interfaces: DomainInterface[];
+    try {
+      interfaces = parseDomainXml(xml).interfaces;
+    } catch (e) {
+      if (starting) throw e;
+      // Stopping: forget the domain's taps by its name even without the XML.
+      notes.push(`${e instanceof Error ? e.message : String(e)}; forgetting the taps of VM "${domain}"`);
+      interfaces = [];
+    }
+    return this.locked(async () => {
+      const state = await this.store.load();
+      const byBridge = new Map(Object.values(state.networks).map((n) => [n.bridge, n]));
+      const all = (): PortDef[] => Object.values(state.ports);
+      let changed = false;
+      const forget = (p: PortDef): void => {
+        if (!isLibvirtPort(p) || p.name === '') return;
+        notes.push(`${portId(p)} on ${p.network}: tap ${p.name} gone`);
+        p.name = '';
+        changed = true;
+      };
+      for (const i of interfaces) {
+        const net = byBridge.get(i.bridge);
+        if (!net) continue; // not a kvmnet network
+        const port = all().find((p) => p.network === net.name && p.mac === i.mac);
+        if (stopping) {
+          if (port) forget(port);
+          continue;
+        }
+        if (i.dev === undefined) {
+          notes.push(`interface ${i.mac} on ${i.bridge} has no <target dev>: not recorded`);
+          continue;
+        }
+        if (port && !isLibvirtPort(port)) {
+          notes.push(
+            `interface ${i.mac} (${i.dev}) has the MAC of kvmnet port ${portId(port)} (${port.name}): not recorded`,
+          );
+          continue;
+        }
+        // A tap name belongs to one interface: an older record of it is stale.
+        for (const o of all()) if (o !== port && isLibvirtPort(o) && o.name === i.dev) forget(o);
+        if (port) {
+          if (port.name !== i.dev) {
+            port.name = i.dev;
+            changed = true;
+            notes.push(`${portId(port)} on ${net.name}: tap ${i.dev} (${i.mac})`);
+          }
+          continue;
+        }
+        try {
+          validateVmName(domain);
+        } catch {
+          notes.push(
+            `domain name "${domain}" is not a DNS label: interface ${i.mac} (${i.dev}) not recorded`,
+          );
+          continue;
+        }
+        const p: PortDef = {
+          name: i.dev,
+          tap: 'libvirt',
+          network: net.name,
+          vm: domain,
+          index: nextIndex(domain, all()),
+          mac: i.mac,
+          model: i.model ?? 'virtio',
+          link: 'up',
+        };
+        state.ports[portKey(p)] = p;
+        changed = true;
+        notes.push(`${portId(p)} on ${net.name}: new libvirt port, tap ${i.dev} (${i.mac})`);
+      }
+      if (stopping) for (const p of all()) if (p.vm === domain) forget(p);
+      if (changed) await this.store.save(state);
+      return notes;
+    }, lockTimeoutMs);
   }
 
   // ---- forwards ------------------------------------------------------------------------------
@@ -812,7 +936,7 @@ export class Engine {
     for (const n of nets.filter(isL3).sort((a, b) => a.name.localeCompare(b.name))) {
       for (const l of await readLeases(this.paths.leaseFile(n.name))) {
         const p = byMac.get(`${n.name}|${l.mac}`);
-        out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p?.name ?? null });
+        out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p ? p.name || portId(p) : null });
       }
     }
     return out;
@@ -842,10 +966,11 @@ export class Engine {
         uplink: n.uplink ?? null,
         state: stateOf(applied.get(n.name)),
         ports: portsOf(state, n.name).map((p) => {
-          const link = links.get(p.name);
+          const link = p.name === '' ? undefined : links.get(p.name);
           const lease = leases.get(p.mac);
           return {
             port: p.name,
+            tap: p.tap ?? 'kvmnet',
             id: portId(p),
             vm: p.vm,
             mac: p.mac,
@@ -867,14 +992,14 @@ export class Engine {
   private static resolvePort(state: StateData, ref: string, network: string | undefined): PortDef {
     if (network !== undefined) Engine.getDef(state, network);
     const all = Object.values(state.ports).filter((p) => network === undefined || p.network === network);
-    const exact = all.find((p) => p.name === ref || portId(p) === ref);
+    const exact = all.find((p) => (p.name !== '' && p.name === ref) || portId(p) === ref);
     if (exact) return exact;
     const ofVm = all.filter((p) => p.vm === ref);
     if (ofVm.length === 1 && ofVm[0]) return ofVm[0];
     if (ofVm.length > 1) {
       throw inputError(
         'ambiguous-port',
-        `VM "${ref}" has ${ofVm.length} ports${network ? ` on "${network}"` : ''}: ${ofVm.map((p) => `${portId(p)} (${p.name} on ${p.network})`).join(', ')}`,
+        `VM "${ref}" has ${ofVm.length} ports${network ? ` on "${network}"` : ''}: ${ofVm.map((p) => `${portId(p)} (${tapText(p)} on ${p.network})`).join(', ')}`,
         network === undefined
           ? 'name one: its tap (vnetN), VM/netN, or add --network'
           : 'name one: its tap (vnetN) or VM/netN',
@@ -902,7 +1027,8 @@ export class Engine {
 
   private async deleteTaps(network: string, ports: PortDef[], dryRun: boolean): Promise<NetworkPlan> {
     const obs = await this.observeFor([], []);
-    const present = ports.filter((p) => obs.links.has(p.name));
+    // A libvirt port's tap is libvirt's: it goes when the domain stops or drops the interface.
+    const present = ports.filter((p) => !isLibvirtPort(p) && obs.links.has(p.name));
     const steps: Step[] = present.map((p) => ({
       kind: 'ip',
       why: `delete port ${portId(p)}`,
@@ -1434,7 +1560,10 @@ export function portView(p: PortDef): PortView {
 }
 
 export interface ShowPort {
+  /** The tap ('' for a libvirt port whose domain is not running). */
   port: string;
+  /** Who makes the tap: kvmnet (`port add`) or libvirt (`libvirt interface`, the hook). */
+  tap: TapOwner;
   id: string;
   vm: string;
   mac: string;

@@ -209,6 +209,8 @@ export function planStart(
 export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed, mtu?: number): Step[] {
   const steps: Step[] = [];
   for (const p of ports) {
+    // libvirt creates, plugs and removes the taps of libvirt ports: only their reservations are kvmnet's.
+    if (p.tap === 'libvirt') continue;
     const link = obs.links.get(p.name);
     const mac = tapMac(p.mac);
     const lines: string[] = [];

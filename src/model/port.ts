@@ -8,9 +8,17 @@ import type { NetworkDef } from './network.js';
 
 export type LinkState = 'up' | 'down';
 
+/** Who makes the port's tap: kvmnet (`port add`), or libvirt (`libvirt interface`, the hook). */
+export type TapOwner = 'kvmnet' | 'libvirt';
+
 export interface PortDef {
-  /** The tap device, vnetN; unique on the host. */
+  /**
+   * The tap device, vnetN; unique on the host. A libvirt port's tap is libvirt's: its name is
+   * learnt from the libvirt hook when the domain starts and is '' while the domain is not running.
+   */
   name: string;
+  /** Absent: 'kvmnet' (state written before libvirt ports existed). */
+  tap?: TapOwner;
   network: string;
   vm: string;
   /** The VM's Nth port (across networks): shown as VM/netN and used as QEMU's netdev id. */
@@ -30,6 +38,8 @@ export interface PortInput {
   mac?: string;
   ip?: string;
   model?: string;
+  /** 'libvirt': libvirt creates the tap (`kvmnet libvirt interface`); kvmnet only records the port. */
+  tap?: TapOwner;
 }
 
 export const DEFAULT_MODEL = 'virtio-net-pci';
@@ -39,6 +49,23 @@ const MODEL_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 export function portId(p: Pick<PortDef, 'vm' | 'index'>): string {
   return `${p.vm}/net${p.index}`;
+}
+
+export function isLibvirtPort(p: Pick<PortDef, 'tap'>): boolean {
+  return p.tap === 'libvirt';
+}
+
+/**
+ * The port's key in the stored state: its tap name, or for a libvirt port (whose tap comes and
+ * goes with the domain) `libvirt:VM/netN`.
+ */
+export function portKey(p: Pick<PortDef, 'name' | 'tap' | 'vm' | 'index'>): string {
+  return isLibvirtPort(p) ? `libvirt:${portId(p)}` : p.name;
+}
+
+/** The tap name for display: a libvirt port's is "-" while its domain is not running. */
+export function tapText(p: Pick<PortDef, 'name'>): string {
+  return p.name === '' ? '-' : p.name;
 }
 
 export function tapMac(guestMac: string): string {
@@ -111,7 +138,7 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
     if (other)
       throw inputError(
         'mac-taken',
-        `mac ${m} is already used by port ${portId(other)} (${other.name})`,
+        `mac ${m} is already used by port ${portId(other)} (${tapText(other)})`,
         'pick another MAC or leave --mac out',
       );
     if (m === ctx.net.mac) {
@@ -133,7 +160,7 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
     if (twin) {
       throw inputError(
         'mac-taken',
-        `mac ${m} would give its tap ${tapMac(m)}, the tap MAC of port ${portId(twin)} (${twin.name}, guest ${twin.mac})`,
+        `mac ${m} would give its tap ${tapMac(m)}, the tap MAC of port ${portId(twin)} (${tapText(twin)}, guest ${twin.mac})`,
         'taps differ from their guest only in the first byte: pick a MAC that differs in the last five bytes',
       );
     }
@@ -147,8 +174,10 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
       'e.g. virtio-net-pci, e1000e, rtl8139',
     );
   }
+  const libvirt = input.tap === 'libvirt';
   const port: PortDef = {
-    name: pickTapName(new Set([...ctx.links, ...ctx.ports.map((p) => p.name)])),
+    name: libvirt ? '' : pickTapName(new Set([...ctx.links, ...ctx.ports.map((p) => p.name)])),
+    ...(libvirt ? { tap: 'libvirt' as const } : {}),
     network: input.network,
     vm: input.vm,
     index: nextIndex(input.vm, ctx.ports),
@@ -160,7 +189,7 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
   return port;
 }
 
-function nextIndex(vm: string, ports: PortDef[]): number {
+export function nextIndex(vm: string, ports: PortDef[]): number {
   const taken = new Set(ports.filter((p) => p.vm === vm).map((p) => p.index));
   let i = 0;
   while (taken.has(i)) i++;
@@ -220,7 +249,7 @@ export function checkReservation(ipText: string, ctx: PortContext): string {
   if (other)
     throw inputError(
       'ip-taken',
-      `ip ${text} is already reserved for ${portId(other)} (${other.name})`,
+      `ip ${text} is already reserved for ${portId(other)} (${tapText(other)})`,
       'pick another address',
     );
   return text;
@@ -228,6 +257,7 @@ export function checkReservation(ipText: string, ctx: PortContext): string {
 
 /** QEMU arguments that open the port's tap by name (kvmnet created it; QEMU must not run scripts). */
 export function qemuArgs(p: PortDef): string[] {
+  if (isLibvirtPort(p)) return []; // libvirt starts QEMU with its own tap
   const id = `net${p.index}`;
   return [
     '-netdev',

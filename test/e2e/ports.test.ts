@@ -100,6 +100,7 @@ describe('VM ports with QEMU guests', () => {
     const p1 = show[0]?.ports.find((p) => p.vm === 'kvm1');
     assert.deepEqual(p1, {
       port: 'vnet0',
+      tap: 'kvmnet',
       id: 'kvm1/net0',
       vm: 'kvm1',
       mac: '52:54:00:60:e4:6a',

@@ -1,0 +1,105 @@
+// libvirt domains: the <interface> element `kvmnet libvirt interface` prints, and the interfaces of
+// the domain XML libvirt hands its qemu hook on stdin. Pure: text in, values out.
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { inputError } from './errors.js';
+import { normalizeMac } from './mac.js';
+
+/** One bridge-backed NIC of a running domain, as the live domain XML describes it. */
+export interface DomainInterface {
+  /** 'bridge' or 'network' (a libvirt network: the live XML names its bridge too). */
+  type: string;
+  mac: string;
+  /** The bridge the tap is plugged into (<source bridge=…>). */
+  bridge: string;
+  /** The tap libvirt made (<target dev=…>); absent before the domain runs. */
+  dev?: string;
+  /** <model type=…>, e.g. virtio. */
+  model?: string;
+}
+
+export interface DomainXml {
+  name: string;
+  interfaces: DomainInterface[];
+}
+
+type Node = Record<string, unknown>;
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  isArray: (_name, _jpath, _leaf, isAttribute) => !isAttribute,
+  parseAttributeValue: false,
+  parseTagValue: false,
+  alwaysCreateTextNode: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+});
+
+function nodes(parent: Node | undefined, name: string): Node[] {
+  const v = parent?.[name];
+  return (Array.isArray(v) ? v : []).filter((x): x is Node => typeof x === 'object' && x !== null);
+}
+
+function attr(n: Node | undefined, name: string): string | undefined {
+  const v = n?.[`@${name}`];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function text(n: Node | undefined): string {
+  if (!n) return '';
+  const v = n['#text'];
+  return typeof v === 'string' ? v.trim() : '';
+}
+
+/**
+ * The bridge-backed interfaces of a domain XML (type bridge or network, with a MAC and a source
+ * bridge). Other interfaces (user, direct, hostdev, …) are skipped: they have no tap on a bridge.
+ */
+export function parseDomainXml(xml: string): DomainXml {
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) {
+    throw inputError(
+      'invalid-xml',
+      `domain XML is not well-formed (line ${valid.err.line}, column ${valid.err.col}): ${valid.err.msg}`,
+      'libvirt passes the domain XML on standard input',
+    );
+  }
+  const doc = parser.parse(xml) as Node;
+  const dom = nodes(doc, 'domain')[0];
+  if (!dom) throw inputError('invalid-xml', 'not a libvirt domain XML', 'the root element must be <domain>');
+  const interfaces: DomainInterface[] = [];
+  for (const devices of nodes(dom, 'devices')) {
+    for (const i of nodes(devices, 'interface')) {
+      const type = attr(i, 'type') ?? '';
+      if (type !== 'bridge' && type !== 'network') continue;
+      const mac = normalizeMac(attr(nodes(i, 'mac')[0], 'address') ?? '');
+      const bridge = attr(nodes(i, 'source')[0], 'bridge');
+      if (!mac || !bridge) continue;
+      const dev = attr(nodes(i, 'target')[0], 'dev');
+      const model = attr(nodes(i, 'model')[0], 'type');
+      interfaces.push({ type, mac, bridge, ...(dev ? { dev } : {}), ...(model ? { model } : {}) });
+    }
+  }
+  return { name: text(nodes(dom, 'name')[0]), interfaces };
+}
+
+function xmlAttr(v: string): string {
+  return v.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;');
+}
+
+/** The <interface> element for `virsh edit`: a NIC on `bridge` with this MAC and model. */
+export function renderInterfaceXml(bridge: string, mac: string, model: string): string {
+  return [
+    "<interface type='bridge'>",
+    `  <mac address='${xmlAttr(mac)}'/>`,
+    `  <source bridge='${xmlAttr(bridge)}'/>`,
+    `  <model type='${xmlAttr(model)}'/>`,
+    '</interface>',
+    '',
+  ].join('\n');
+}
+
+/** The value of virt-install's --network for the same NIC. */
+export function virtInstallNetwork(bridge: string, mac: string, model: string): string {
+  return `bridge=${bridge},mac=${mac},model=${model}`;
+}
