@@ -1,6 +1,7 @@
 // libvirt domains: the <interface> element `kvmnet libvirt interface` prints, and the interfaces of
 // the domain XML libvirt hands its qemu hook on stdin. Pure: text in, values out.
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { xmlParser } from './xml.js';
+import { XMLValidator } from 'fast-xml-parser';
 import { inputError } from './errors.js';
 import { normalizeMac } from './mac.js';
 
@@ -23,17 +24,6 @@ export interface DomainXml {
 }
 
 type Node = Record<string, unknown>;
-
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  isArray: (_name, _jpath, _leaf, isAttribute) => !isAttribute,
-  parseAttributeValue: false,
-  parseTagValue: false,
-  alwaysCreateTextNode: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-});
 
 function nodes(parent: Node | undefined, name: string): Node[] {
   const v = parent?.[name];
@@ -64,7 +54,7 @@ export function parseDomainXml(xml: string): DomainXml {
       'libvirt passes the domain XML on standard input',
     );
   }
-  const doc = parser.parse(xml) as Node;
+  const doc = xmlParser.parse(xml) as Node;
   const dom = nodes(doc, 'domain')[0];
   if (!dom) throw inputError('invalid-xml', 'not a libvirt domain XML', 'the root element must be <domain>');
   const interfaces: DomainInterface[] = [];

@@ -2,7 +2,8 @@
 // Pure: text in, NetworkInput out (and NetworkDef in, XML text out). Every element and attribute of
 // the input is either mapped or refused with its XPath and a hint; nothing is dropped silently.
 // Not here: domain <interface> snippets, libvirt hooks, talking to libvirtd.
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { xmlParser } from './xml.js';
+import { XMLBuilder, XMLValidator } from 'fast-xml-parser';
 import { inputError, KvmnetError } from './errors.js';
 import { formatIpv4, networkOf, parseIpv4 } from './ipv4.js';
 import {
@@ -158,17 +159,6 @@ export interface XmlImport {
   notes: string[];
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  isArray: (_name, _jpath, _leaf, isAttribute) => !isAttribute,
-  parseAttributeValue: false,
-  parseTagValue: false,
-  alwaysCreateTextNode: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-});
-
 function prefixOf(netmask: string, path: string): number {
   const m = parseIpv4(netmask);
   if (m === undefined)
@@ -209,7 +199,7 @@ export function importNetworkXml(text: string): XmlImport {
       'fix the XML syntax',
     );
   }
-  const doc = parser.parse(text) as Node;
+  const doc = xmlParser.parse(text) as Node;
   const roots = Object.keys(doc).filter((k) => !k.startsWith('#') && !k.startsWith('?'));
   if (roots.length !== 1 || roots[0] !== 'network') {
     throw inputError(
