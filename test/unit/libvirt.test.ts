@@ -326,7 +326,8 @@ function renderFor(def: NetworkDef): string {
 }
 
 describe('libvirt corpus', () => {
-  const skip = !existsSync(CORPUS);
+  // CI always has ../shared beside the clone: there a missing corpus is a failure, not a skip.
+  const skip = !existsSync(CORPUS) && process.env.CI !== 'true';
   const outcomes = skip ? [] : walkCorpus();
   const count = (r: Outcome['result']): number => outcomes.filter((o) => o.result === r).length;
 
