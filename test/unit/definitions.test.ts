@@ -2,24 +2,13 @@
 // export -> apply round trips.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { inspect } from 'node:util';
-import { KvmnetError } from '../../src/model/errors.js';
+import { refuses as refusesCall, type ExpectedError } from '../lib/refuses.js';
 import { parseDefinitions, parseDefinitionsFile, renderDefinitions } from '../../src/model/definitions.js';
 import { buildNetwork, type NetworkDef, type NetworkInput } from '../../src/model/network.js';
 
 /** parseDefinitions must refuse text with exactly this code, message and (if given) hint. */
-function refuses(text: string, want: { code: string; message: string; hint?: string }): void {
-  let caught: unknown;
-  try {
-    parseDefinitions(text, 'file.yaml');
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof KvmnetError, `expected a KvmnetError, got ${inspect(caught)}`);
-  assert.equal(caught.code, want.code);
-  assert.equal(caught.message, want.message);
-  if (want.hint !== undefined) assert.equal(caught.hint, want.hint);
-  assert.equal(caught.exitCode, 2);
+function refuses(text: string, want: ExpectedError): void {
+  refusesCall(() => parseDefinitions(text, 'file.yaml'), want);
 }
 
 /** Joins lines with "\n" so line numbers in the tests are easy to count. */

@@ -1,8 +1,7 @@
 // Network definitions: defaults and every refusal of buildNetwork (src/model/network.ts).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { inspect } from 'node:util';
-import { KvmnetError } from '../../src/model/errors.js';
+import { refuses } from '../lib/refuses.js';
 import { derivedMac } from '../../src/model/mac.js';
 import {
   buildNetwork,
@@ -13,30 +12,6 @@ import {
   type NetworkInput,
   type ValidateContext,
 } from '../../src/model/network.js';
-
-interface Expected {
-  code: string;
-  message: string;
-  hint?: string;
-}
-
-/** Runs fn, which must throw a KvmnetError of kind "input" with exactly this code and message. */
-function refuses(fn: () => unknown, want: Expected): KvmnetError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `expected a ${want.code} error, nothing was thrown`);
-  assert.ok(caught instanceof KvmnetError, `expected a KvmnetError, got ${inspect(caught)}`);
-  assert.equal(caught.code, want.code);
-  assert.equal(caught.message, want.message);
-  if (want.hint !== undefined) assert.equal(caught.hint, want.hint);
-  assert.equal(caught.kind, 'input');
-  assert.equal(caught.exitCode, 2);
-  return caught;
-}
 
 const NO_CTX: ValidateContext = { others: [] };
 const BASE: NetworkInput = { name: 'lab', subnet: '10.10.0.0/24', bridge: 'virbr7' };

@@ -1,10 +1,9 @@
 // Ports: defaults, every refusal of buildPort, and the pure renderings (src/model/port.ts).
 import { test, describe, mock } from 'node:test';
 import assert from 'node:assert/strict';
+import { refuses } from '../lib/refuses.js';
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
-import { inspect } from 'node:util';
-import { KvmnetError } from '../../src/model/errors.js';
 import { buildNetwork, type NetworkDef } from '../../src/model/network.js';
 import {
   buildPort,
@@ -19,30 +18,6 @@ import {
   type PortDef,
   type PortInput,
 } from '../../src/model/port.js';
-
-interface Expected {
-  code: string;
-  message: string;
-  hint?: string;
-}
-
-/** Runs fn, which must throw a KvmnetError of kind "input" with exactly this code and message. */
-function refuses(fn: () => unknown, want: Expected): KvmnetError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `expected a ${want.code} error, nothing was thrown`);
-  assert.ok(caught instanceof KvmnetError, `expected a KvmnetError, got ${inspect(caught)}`);
-  assert.equal(caught.code, want.code);
-  assert.equal(caught.message, want.message);
-  if (want.hint !== undefined) assert.equal(caught.hint, want.hint);
-  assert.equal(caught.kind, 'input');
-  assert.equal(caught.exitCode, 2);
-  return caught;
-}
 
 const DEFAULT_NET: NetworkDef = buildNetwork(
   { name: 'default', subnet: '192.168.122.0/24', bridge: 'virbr0' },
