@@ -1,9 +1,11 @@
 // `kvmnet net ...`: define, list, inspect, start, stop, undefine and autostart networks.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { importNetworkXml, isNetworkXml, renderNetworkXml } from '../model/libvirt.js';
 import type { Engine } from '../engine/engine.js';
-import { inputError } from '../model/errors.js';
+import { inputError, KvmnetError } from '../model/errors.js';
+import { parseDefinitionsFile, renderDefinitions } from '../model/definitions.js';
 import { PERSIST_FORMATS, type PersistFormat } from '../render/persist.js';
 import { parseDhcpRangeText, type NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
@@ -160,6 +162,47 @@ Examples:
     });
 
   net
+    .command('import-libvirt')
+    .option('--from <dir>', "libvirt's network definitions", '/etc/libvirt/qemu/networks')
+    .option('--dry-run', 'print what would be defined; change nothing', false)
+    .description(
+      'Take over every network libvirt defines: each DIR/*.xml is imported as by `net define FILE.xml`, autostart as ' +
+        "libvirt's DIR/autostart/ says. All or nothing: one network kvmnet cannot honour (its XPath is named) or that " +
+        'clashes with a kvmnet network or the host, and none is defined. Networks are defined, not started: stop ' +
+        "libvirt's copy first (virsh net-destroy NAME; virsh net-autostart NAME --disable), then `kvmnet net start NAME`.",
+    )
+    .action(async (o: { from: string; dryRun: boolean }) => {
+      const imported = await readLibvirtNetworks(o.from);
+      for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
+      // The stored definitions plus the imported ones, through apply: everything is validated
+      // together before anything is stored, and the existing networks are left as they are.
+      const engine = ctx.engine();
+      const cur = await engine.exportDefinitions();
+      const stored = parseDefinitionsFile(
+        renderDefinitions(cur.networks, cur.forwards),
+        'the stored definitions',
+      );
+      for (const input of imported.inputs) {
+        if (stored.networks.some((n) => n.name === input.name)) {
+          throw inputError(
+            'already-defined',
+            `network "${input.name}" (${join(o.from, `${input.name}.xml`)}) is already defined in kvmnet`,
+            'undefine one of them, or rename the libvirt network',
+          );
+        }
+      }
+      const r = await engine.apply([...stored.networks, ...imported.inputs], stored.forwards, {
+        dryRun: o.dryRun,
+      });
+      ctx.print(ctx.json() ? json(r) : renderResult(r));
+      if (!ctx.json() && imported.inputs.length) {
+        ctx.print(
+          `next: for each network, stop libvirt's copy (virsh net-destroy NAME; virsh net-autostart NAME --disable), then kvmnet net start NAME\n`,
+        );
+      }
+    });
+
+  net
     .command('persist')
     .argument('<name>', 'a bridged network')
     .requiredOption('--format <format>', `the host's network system: ${PERSIST_FORMATS.join(' | ')}`)
@@ -277,4 +320,46 @@ async function readNetworkXml(arg: string): Promise<string | undefined> {
     return undefined;
   }
   return isNetworkXml(text) ? text : undefined;
+}
+
+/** Every libvirt network definition in `dir` (*.xml), with autostart from dir/autostart/. */
+async function readLibvirtNetworks(dir: string): Promise<{ inputs: NetworkInput[]; notes: string[] }> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.xml')).sort();
+  } catch (e) {
+    throw inputError(
+      'unreadable-dir',
+      `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+      "point --from at libvirt's network directory",
+    );
+  }
+  if (names.length === 0)
+    throw inputError(
+      'nothing-to-import',
+      `${dir} holds no network definitions (*.xml)`,
+      "point --from at libvirt's network directory",
+    );
+  let auto = new Set<string>();
+  try {
+    auto = new Set((await readdir(join(dir, 'autostart'))).filter((n) => n.endsWith('.xml')));
+  } catch {
+    /* no autostart directory: nothing autostarts */
+  }
+  const inputs: NetworkInput[] = [];
+  const notes: string[] = [];
+  for (const n of names) {
+    const file = join(dir, n);
+    let imported;
+    try {
+      imported = importNetworkXml(await readFile(file, 'utf8'));
+    } catch (e) {
+      if (e instanceof KvmnetError)
+        throw new KvmnetError(e.code, `${file}: ${e.message}`, e.hint === undefined ? {} : { hint: e.hint });
+      throw e;
+    }
+    inputs.push({ ...imported.input, autostart: auto.has(n) });
+    notes.push(...imported.notes.map((x) => `${file}: ${x}`));
+  }
+  return { inputs, notes };
 }

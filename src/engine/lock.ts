@@ -1,6 +1,6 @@
 // The state lock: one kvmnet process changes state at a time (CLI, daemon, hooks alike).
 // An O_EXCL lock file holding the owner's pid; a lock whose owner is dead is taken over.
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rmdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { failure } from '../model/errors.js';
 
@@ -21,7 +21,9 @@ export async function acquireLock(
   path: string,
   opts: { timeoutMs?: number; note?: (s: string) => void } = {},
 ): Promise<Lock> {
-  await mkdir(dirname(path), { recursive: true });
+  // A dry run on a fresh host must leave nothing behind: a directory made only for the lock goes
+  // again on release if nothing else was written into it.
+  const made = await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let noted = false;
   for (;;) {
@@ -35,6 +37,13 @@ export async function acquireLock(
             await unlink(path);
           } catch {
             /* already gone */
+          }
+          if (made !== undefined) {
+            try {
+              await rmdir(dirname(path));
+            } catch {
+              /* not empty: state was written */
+            }
           }
         },
       };
