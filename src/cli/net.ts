@@ -73,7 +73,11 @@ export function registerNet(program: Command, ctx: CliContext): void {
       'Define a network (stored; not started), from options or from a libvirt network XML file (what ' +
         '`virsh net-dumpxml` prints); XML that kvmnet cannot honour is refused with its XPath.',
     )
-    .option('--mode <mode>', 'nat | isolated | routed | bridge', 'nat')
+    .option('--mode <mode>', 'nat | isolated | routed | open | bridge', 'nat')
+    .option(
+      '--forward-dev <nic>',
+      'nat, routed: guests leave the host only through this interface (libvirt <forward dev>)',
+    )
     .option(
       '--uplink <nic>',
       'bridge mode: the host NIC that becomes the bridge port (its address moves to the bridge)',
@@ -95,6 +99,7 @@ Modes:
             reaches guests only through port forwards
   isolated  guests reach each other and the host; nothing is forwarded
   routed    forwarded both ways without NAT; the LAN must route the subnet back
+  open      routed, and kvmnet adds no firewall rules at all (libvirt's forward mode open)
   bridge    guests sit on the physical LAN: the bridge takes over --uplink (its MAC,
             addresses and routes); the LAN's router and DHCP server serve the guests.
             No --subnet, --gateway, --dhcp-range, --no-dhcp, --domain or --mac.
@@ -132,6 +137,7 @@ Examples:
       if (o.domain !== undefined) input.domain = o.domain;
       if (o.mac !== undefined) input.mac = o.mac;
       if (o.uplink !== undefined) input.uplink = o.uplink;
+      if (o.forwardDev !== undefined) input.forwardDev = o.forwardDev;
       if (!o.dhcp && o.dhcpRange !== undefined) {
         throw inputError(
           'conflicting-options',
@@ -300,6 +306,7 @@ Examples:
 interface DefineOpts {
   mode: string;
   uplink?: string;
+  forwardDev?: string;
   subnet?: string;
   bridge?: string;
   gateway?: string;

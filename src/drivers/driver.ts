@@ -46,5 +46,6 @@ export function l3Intent(
     dhcpChecksum: def.dhcp !== null,
     gateway: l3(def).gateway,
     dnat,
+    ...(def.forwardDev === undefined ? {} : { forwardDev: def.forwardDev }),
   };
 }

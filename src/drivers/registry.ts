@@ -4,6 +4,7 @@ import type { NetworkDriver } from './driver.js';
 import { bridgeDriver } from './bridge.js';
 import { isolatedDriver } from './isolated.js';
 import { natDriver } from './nat.js';
+import { openDriver } from './open.js';
 import { routedDriver } from './routed.js';
 
 const DRIVERS: Record<NetworkMode, NetworkDriver> = {
@@ -11,6 +12,7 @@ const DRIVERS: Record<NetworkMode, NetworkDriver> = {
   isolated: isolatedDriver,
   routed: routedDriver,
   bridge: bridgeDriver,
+  open: openDriver,
 };
 
 export function driverFor(mode: NetworkMode): NetworkDriver {

@@ -1383,7 +1383,10 @@ export class Engine {
   private async stopLocked(name: string, dryRun: boolean): Promise<NetworkPlan> {
     const applied = await this.store.loadApplied(name);
     if (!applied) return { network: name, action: 'stop', steps: [] };
-    const others = (await this.store.listApplied()).filter((a) => a.network !== name);
+    // The table goes with the last network that has rules in it (bridged and open networks have none).
+    const others = (await this.store.listApplied()).filter(
+      (a) => a.network !== name && (a.firewall.chains.length > 0 || a.firewall.elements.length > 0),
+    );
     const obs = await this.observeFor([], [applied]);
     const plan = planStop(applied, obs, others.length > 0, { paths: this.paths, firewall: this.firewall });
     if (dryRun) return plan;
@@ -1621,6 +1624,7 @@ export function describeDef(d: NetworkDef): string[] {
     `mode ${d.mode}`,
     `bridge ${d.bridge}`,
     `subnet ${d.subnet} gateway ${d.gateway}`,
+    ...(d.forwardDev !== undefined ? [`forward dev ${d.forwardDev}`] : []),
     d.dhcp ? `dhcp ${d.dhcp.start}-${d.dhcp.end}` : 'dhcp off',
     ...(d.domain ? [`domain ${d.domain}`] : []),
     ...(d.mtu !== undefined ? [`mtu ${d.mtu}`] : []),

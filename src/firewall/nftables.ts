@@ -120,6 +120,9 @@ export class NftablesBackend implements FirewallBackend {
     obs: FirewallObserved,
   ): FirewallChange {
     const f = buildFragment(intent);
+    // A network that needs no rules at all (mode open) creates no table and touches no skeleton;
+    // it only removes what an earlier apply of it left (e.g. after a switch from nat).
+    if (f.chains.length === 0 && f.elements.length === 0) return planNothing(intent, previous, obs);
     const reasons: string[] = [];
     let script = '';
     if (!obs.table) reasons.push('table inet kvmnet is missing');
@@ -257,6 +260,28 @@ export class NftablesBackend implements FirewallBackend {
     }
     return problems;
   }
+}
+
+/** The plan of a network that contributes nothing to the table: drop its leftovers, if any. */
+function planNothing(
+  intent: FirewallIntent,
+  previous: AppliedFirewall | undefined,
+  obs: FirewallObserved,
+): FirewallChange {
+  const applied: AppliedFirewall = { chains: [], elements: [], subnet: intent.subnet };
+  if (!obs.table) return { script: '', reasons: [], undo: '', applied };
+  const elems = [
+    ...(previous?.elements ?? []).filter((e) => stillOurs(e, obs)),
+    ...forwardElementsInto(intent.subnet, obs),
+  ];
+  const chains = (previous?.chains ?? []).filter((c) => obs.chains.has(c));
+  const reasons = [
+    ...elems.map((e) => `element ${e.key} in ${e.map} is no longer wanted`),
+    ...chains.map((c) => `chain ${c} is no longer wanted`),
+  ];
+  const restorable = elems.filter((e) => e.jump === undefined || !chains.includes(e.jump));
+  const script = renderRemoval(elems, chains);
+  return { script, reasons, undo: script === '' ? '' : renderAddElements(restorable), applied };
 }
 
 /** The element is present and still maps to what this network applied. */

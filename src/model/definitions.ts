@@ -130,6 +130,7 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
     if (n.mtu !== undefined) input.mtu = n.mtu;
     if (n.stp !== undefined) input.stp = n.stp;
     if (n.forwardDelay !== undefined) input.forwardDelay = n.forwardDelay;
+    if (n.forwardDev !== undefined) input.forwardDev = n.forwardDev;
     if (n.leaseTime !== undefined) input.leaseTime = n.leaseTime;
     if (n.dhcpHosts !== undefined) input.dhcpHosts = n.dhcpHosts.map((h) => stripUndefined(h));
     if (n.dns !== undefined) {
@@ -208,6 +209,7 @@ function optionalFields(d: NetworkDef): Record<string, unknown> {
   if (d.mtu !== undefined) o.mtu = d.mtu;
   if (d.stp !== undefined) o.stp = d.stp;
   if (d.forwardDelay !== undefined) o.forwardDelay = d.forwardDelay;
+  if (d.forwardDev !== undefined) o.forwardDev = d.forwardDev;
   if (d.leaseTime !== undefined) o.leaseTime = d.leaseTime;
   if (d.dhcpHosts !== undefined) o.dhcpHosts = d.dhcpHosts;
   if (d.dns !== undefined) o.dns = d.dns;

@@ -36,7 +36,8 @@ export function isNetworkXml(text: string): boolean {
 
 /** Hints for things kvmnet refuses, by element or attribute name (the last XPath step). */
 const HINTS: Record<string, string> = {
-  '@dev': 'kvmnet forwards (NAT or routed) out of any host interface; remove dev= to accept that',
+  '@dev':
+    'kvmnet restricts the outgoing interface of a nat or route network only (<forward dev>); remove dev=',
   interface: 'kvmnet forwards (NAT or routed) out of any host interface; remove the <interface> list',
   nat: "kvmnet masquerades to the outgoing interface's address, ports 1024-65535; remove <nat>",
   tftp: 'kvmnet does not serve TFTP; run a TFTP server on the host and remove <tftp>',
@@ -246,8 +247,7 @@ export function importNetworkXml(text: string): XmlImport {
   else {
     const m = fwd.attr('mode') ?? 'nat';
     paths.set('mode', fwd.attrPath('mode'));
-    if (fwd.attr('dev') !== undefined)
-      throw refuse(fwd.attrPath('dev'), 'forwarding through one device only is not supported');
+    let dev = fwd.attr('dev');
     switch (m) {
       case 'nat':
         mode = 'nat';
@@ -267,17 +267,52 @@ export function importNetworkXml(text: string): XmlImport {
         }
         break;
       case 'open':
-        throw refuse(
-          fwd.attrPath('mode'),
-          "mode 'open' (no firewall rules at all) is not supported",
-          "kvmnet always manages its network's rules; use mode='route' for forwarding without NAT",
-        );
+        mode = 'open';
+        break;
       default:
         throw refuse(
           fwd.attrPath('mode'),
           `mode '${m}' (macvtap or SR-IOV) is not supported`,
           'kvmnet networks are Linux bridges: nat, route, isolated (no <forward>) or bridge with an uplink',
         );
+    }
+    // libvirt's parsed form repeats dev= as one <interface dev> (networkxml2xmlout): that one is
+    // taken; another or a second interface is refused (an interface pool is for macvtap modes).
+    let devPath = fwd.attrPath('dev');
+    if (mode === 'nat' || mode === 'routed') {
+      const ifs = fwd.children('interface');
+      if (ifs[1])
+        throw refuse(
+          ifs[1].path,
+          'a second forward <interface> is not supported',
+          'kvmnet restricts a nat or route network to one outgoing interface; keep one',
+        );
+      const i0 = ifs[0];
+      if (i0) {
+        const d = i0.attr('dev');
+        if (d === undefined) throw refuse(i0.path, '<interface> has no dev', "e.g. <interface dev='eth1'/>");
+        if (dev !== undefined && d !== dev)
+          throw refuse(
+            i0.attrPath('dev'),
+            `interface ${d} is not the forward dev ${dev}`,
+            'kvmnet restricts a nat or route network to one outgoing interface; make them equal',
+          );
+        if (dev === undefined) {
+          dev = d;
+          devPath = i0.attrPath('dev');
+        }
+        i0.done();
+      }
+    }
+    if (dev !== undefined) {
+      if (mode !== 'nat' && mode !== 'routed')
+        throw refuse(
+          fwd.attrPath('dev'),
+          `dev= with mode '${m}' is not supported`,
+          'kvmnet restricts the outgoing interface of nat and route networks only; remove dev=',
+        );
+      input.forwardDev = dev;
+      paths.set('forwardDev', devPath);
     }
     fwd.done();
   }
@@ -654,8 +689,10 @@ export function renderNetworkXml(def: NetworkDef): string {
     n.forward = { '@mode': 'bridge' };
     n.bridge = { '@name': def.bridge };
   } else {
-    if (def.mode === 'nat') n.forward = { '@mode': 'nat' };
-    else if (def.mode === 'routed') n.forward = { '@mode': 'route' };
+    const dev = def.forwardDev === undefined ? {} : { '@dev': def.forwardDev };
+    if (def.mode === 'nat') n.forward = { '@mode': 'nat', ...dev };
+    else if (def.mode === 'routed') n.forward = { '@mode': 'route', ...dev };
+    else if (def.mode === 'open') n.forward = { '@mode': 'open' };
     n.bridge = {
       '@name': def.bridge,
       '@stp': def.stp ? 'on' : 'off',

@@ -17,7 +17,7 @@ import {
 } from './ipv4.js';
 import { derivedMac, isMulticastMac, normalizeMac } from './mac.js';
 
-export const NETWORK_MODES = ['nat', 'isolated', 'routed', 'bridge'] as const;
+export const NETWORK_MODES = ['nat', 'isolated', 'routed', 'bridge', 'open'] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export interface DhcpRange {
@@ -106,6 +106,11 @@ export interface NetworkDef {
   /** Static DHCP hosts besides the ports' reservations. */
   dhcpHosts?: DhcpHost[];
   dns?: DnsConfig;
+  /**
+   * nat and routed networks: the one host interface their traffic may leave (and replies enter)
+   * through (libvirt's `<forward dev>`); absent: any interface.
+   */
+  forwardDev?: string;
 }
 
 /** A network that owns a subnet (every mode but bridge). */
@@ -140,6 +145,7 @@ export interface NetworkInput {
   leaseTime?: number;
   dhcpHosts?: DhcpHost[];
   dns?: DnsConfig;
+  forwardDev?: string;
 }
 
 const dnsFileSchema = z
@@ -201,6 +207,7 @@ export const networkFileSchema = z
       )
       .optional(),
     dns: dnsFileSchema.optional(),
+    forwardDev: z.string().optional(),
   })
   .strict();
 
@@ -447,6 +454,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     [input.leaseTime, 'leaseTime'],
     [input.dhcpHosts, 'dhcpHosts'],
     [input.dns, 'dns'],
+    [input.forwardDev, 'forwardDev'],
   ] as const) {
     if (given !== undefined) {
       throw inputError(
@@ -586,6 +594,7 @@ export function diffNetworks(a: NetworkDef, b: NetworkDef): string[] {
     leaseTime: d.leaseTime === undefined ? '(default)' : String(d.leaseTime),
     dhcpHosts: d.dhcpHosts?.length ? JSON.stringify(d.dhcpHosts) : '(none)',
     dns: d.dns === undefined ? '(default)' : JSON.stringify(d.dns),
+    forwardDev: d.forwardDev ?? '(any)',
   });
   const fa = flat(a);
   const fb = flat(b);
@@ -773,6 +782,23 @@ function checkExtras(
   if (input.dns !== undefined) {
     const d = checkDns(input.dns, subnet);
     if (Object.keys(d).length > 0) out.dns = d;
+  }
+  if (input.forwardDev !== undefined) {
+    if (input.mode !== 'nat' && input.mode !== 'routed' && input.mode !== undefined)
+      throw fieldError(
+        'forwardDev',
+        'invalid-option',
+        `forwardDev is for nat and routed networks, not ${input.mode}`,
+        'drop forwardDev',
+      );
+    if (!IFNAME_RE.test(input.forwardDev) || input.forwardDev === '.' || input.forwardDev === '..')
+      throw fieldError(
+        'forwardDev',
+        'invalid-forward-dev',
+        `forwardDev "${input.forwardDev}" is not an interface name`,
+        'name a host interface, e.g. eth1',
+      );
+    out.forwardDev = input.forwardDev;
   }
   return out;
 }

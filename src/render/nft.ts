@@ -14,14 +14,23 @@ export interface FirewallIntent {
   network: string;
   bridge: string;
   subnet: string;
-  /** nat: masquerade out, only replies (and DNAT) in. routed: both ways, no NAT. none: isolated. */
-  forward: 'nat' | 'routed' | 'none';
+  /**
+   * nat: masquerade out, only replies (and DNAT) in. routed: both ways, no NAT. none: isolated.
+   * open: no rules and no elements at all (libvirt's mode 'open'): the host's own firewall decides.
+   */
+  forward: 'nat' | 'routed' | 'none' | 'open';
   /** Fill DHCP reply checksums (some old guests drop replies with offloaded checksums). */
   dhcpChecksum: boolean;
   /** The bridge address: never captured by port forwards without a host address. */
   gateway: string;
   /** Port forwards of the network, one entry per port. */
   dnat: DnatEntry[];
+  /**
+   * nat and routed: the one host interface the network's traffic may leave through (libvirt's
+   * `<forward dev>`): forwarding out and masquerade match `oifname DEV`, replies (and, routed, any
+   * traffic) in match `iifname DEV`. Absent: any interface.
+   */
+  forwardDev?: string;
 }
 
 export interface ChainSpec {
@@ -190,24 +199,31 @@ export function dnatElements(entries: DnatEntry[]): ElementSpec[] {
 }
 
 export function buildFragment(intent: FirewallIntent): NetworkFragment {
+  if (intent.forward === 'open')
+    return { network: intent.network, chains: [], elements: [], tag: tagOf('[]') };
   const n = chainNames(intent.network);
   const br = JSON.stringify(intent.bridge);
   const s = intent.subnet;
   const chains: ChainSpec[] = [];
   const inRules = [`iifname ${br} accept`];
   const outRules: string[] = [];
+  // libvirt's <forward dev>: out only through that interface, replies only from it.
+  const dev = intent.forwardDev === undefined ? undefined : JSON.stringify(intent.forwardDev);
+  const oif = dev === undefined ? '' : ` oifname ${dev}`;
+  const iif = dev === undefined ? '' : `iifname ${dev} `;
   switch (intent.forward) {
     case 'nat':
       inRules.push(
-        `ip daddr ${s} ct state established,related accept`,
+        `${iif}ip daddr ${s} ct state established,related accept`,
+        // Port forwards stay reachable from anywhere: they are explicit (libvirt has none).
         `ip daddr ${s} ct status dnat accept`,
         'reject',
       );
-      outRules.push(`ip saddr ${s} accept`, 'reject');
+      outRules.push(`ip saddr ${s}${oif} accept`, 'reject');
       break;
     case 'routed':
-      inRules.push(`ip daddr ${s} accept`, 'reject');
-      outRules.push(`ip saddr ${s} accept`, 'reject');
+      inRules.push(`${iif}ip daddr ${s} accept`, 'reject');
+      outRules.push(`ip saddr ${s}${oif} accept`, 'reject');
       break;
     case 'none':
       inRules.push('reject');
@@ -234,8 +250,8 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
         'ip daddr 224.0.0.0/24 return',
         'ip daddr 255.255.255.255 return',
         `ip daddr ${s} return`,
-        `ip saddr ${s} meta l4proto { tcp, udp } masquerade to :1024-65535`,
-        `ip saddr ${s} masquerade`,
+        `ip saddr ${s}${oif} meta l4proto { tcp, udp } masquerade to :1024-65535`,
+        `ip saddr ${s}${oif} masquerade`,
       ],
     });
     elements.push({ map: 'nat_out', key: intent.bridge, jump: n.nat });

@@ -166,7 +166,8 @@ describe('bad input', () => {
     {
       name: 'YAML with an unknown mode',
       args: yamlCase('networks:\n  a:\n    mode: bridge-ish\n    subnet: 10.1.0.0/24\n'),
-      error: /bad\.yaml:3: key "networks\.a\.mode" must be one of "nat", "isolated", "routed", "bridge"/,
+      error:
+        /bad\.yaml:3: key "networks\.a\.mode" must be one of "nat", "isolated", "routed", "bridge", "open"/,
     },
     {
       name: 'YAML that overlaps within itself',

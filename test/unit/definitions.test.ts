@@ -214,7 +214,8 @@ describe('parseDefinitions: refusals name the key path and line', () => {
   test('invalid mode value', () => {
     refuses(yaml('version: 1', 'networks:', '  lab:', '    mode: bridged', '    subnet: 10.0.0.0/24'), {
       code: 'invalid-file',
-      message: 'file.yaml:4: key "networks.lab.mode" must be one of "nat", "isolated", "routed", "bridge"',
+      message:
+        'file.yaml:4: key "networks.lab.mode" must be one of "nat", "isolated", "routed", "bridge", "open"',
       hint: 'use one of the listed values',
     });
   });

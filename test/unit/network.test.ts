@@ -130,7 +130,7 @@ describe('buildNetwork refusals', () => {
     refuses(() => build({ mode: 'bridged' }), {
       code: 'invalid-mode',
       message: 'mode "bridged" is not known',
-      hint: 'use one of: nat, isolated, routed, bridge',
+      hint: 'use one of: nat, isolated, routed, bridge, open',
     });
     refuses(() => build({ mode: 'NAT' }), { code: 'invalid-mode', message: 'mode "NAT" is not known' });
   });

@@ -524,6 +524,72 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(ch.applied.chains, ['net_lab_in', 'net_lab_out', 'net_lab_host']);
   });
 
+  test('forwardDev: out and masquerade only through that interface, replies only from it', () => {
+    const dev = buildFragment(intentOf({ ...LAB, forwardDev: 'eth1' }));
+    const rules = (c: string): string[] => dev.chains.find((x) => x.name === c)?.rules ?? [];
+    assert.deepEqual(rules('net_lab_out'), ['ip saddr 10.10.0.0/24 oifname "eth1" accept', 'reject']);
+    assert.deepEqual(rules('net_lab_in'), [
+      'iifname "virbr7" accept',
+      'iifname "eth1" ip daddr 10.10.0.0/24 ct state established,related accept',
+      'ip daddr 10.10.0.0/24 ct status dnat accept',
+      'reject',
+    ]);
+    assert.deepEqual(rules('net_lab_nat').slice(3), [
+      'ip saddr 10.10.0.0/24 oifname "eth1" meta l4proto { tcp, udp } masquerade to :1024-65535',
+      'ip saddr 10.10.0.0/24 oifname "eth1" masquerade',
+    ]);
+    assert.notEqual(dev.tag, buildFragment(intentOf(LAB)).tag);
+    assert.deepEqual(dev.elements, buildFragment(intentOf(LAB)).elements);
+    const routed = buildFragment(intentOf({ ...LAB, mode: 'routed', forwardDev: 'eth1' }));
+    assert.deepEqual(routed.chains.find((x) => x.name === 'net_lab_in')?.rules, [
+      'iifname "virbr7" accept',
+      'iifname "eth1" ip daddr 10.10.0.0/24 accept',
+      'reject',
+    ]);
+    // A drifted listing (lab rendered without dev) is rewritten: the tag differs.
+    const ch = backend.planNetwork(
+      intentOf({ ...LAB, forwardDev: 'eth1' }, LAB_DNAT),
+      appliedOf(LAB_INTENT),
+      observe(fixture),
+    );
+    assert.match(ch.script, /oifname "eth1" accept comment/);
+  });
+
+  test('mode open contributes nothing: no table of its own, no skeleton; leftovers of an earlier mode are removed', () => {
+    const open = intentOf({ ...LAB, mode: 'open' });
+    assert.deepEqual(buildFragment(open).chains, []);
+    assert.deepEqual(buildFragment(open).elements, []);
+    const fresh = backend.planNetwork(open, undefined, parseNftJson(null));
+    assert.deepEqual(fresh, {
+      script: '',
+      reasons: [],
+      undo: '',
+      applied: { chains: [], elements: [], subnet: '10.10.0.0/24' },
+    });
+    // Another network's table is there: an open network touches nothing of it.
+    assert.equal(backend.planNetwork(open, fresh.applied, observe(fixture)).script.includes('quiet'), false);
+    const onTable = backend.planNetwork(
+      open,
+      undefined,
+      observe(
+        edited((items) => items.filter((it) => !it.rule || !String(it.rule.chain).startsWith('net_lab'))),
+      ),
+    );
+    assert.equal(
+      onTable.reasons.some((r) => r.includes('skeleton') || r.includes('base chains')),
+      false,
+    );
+    // Switched from nat while running: everything lab had goes, forwards into its subnet too.
+    const sw = backend.planNetwork(open, appliedOf(LAB_INTENT), observe(fixture));
+    for (const c of ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_hairpin', 'net_lab_nat'])
+      assert.match(sw.script, new RegExp(`delete chain inet kvmnet ${c}\n`));
+    assert.match(sw.script, /delete element inet kvmnet gateways \{ 10\.10\.0\.1 \}/);
+    assert.match(sw.script, /delete element inet kvmnet fwd_any \{ tcp \. 8080 \}/);
+    assert.equal(sw.script.includes('quiet'), false);
+    assert.equal(sw.script.includes('add '), false);
+    assert.deepEqual(sw.applied, { chains: [], elements: [], subnet: '10.10.0.0/24' });
+  });
+
   test('the tag covers the chains only: forwards change no rule comment', () => {
     assert.equal(buildFragment(LAB_INTENT).tag, buildFragment(intentOf(LAB)).tag);
     assert.notEqual(buildFragment(LAB_INTENT).tag, buildFragment(intentOf({ ...LAB, mode: 'routed' })).tag);
