@@ -358,6 +358,7 @@ export class Engine {
       const applied = await this.store.listApplied();
       const obs = await this.observeFor([], []);
       const usage = hostUsage(obs, Engine.ownBridges(applied));
+      usage.allLinks = [...obs.links.keys()];
       // Interfaces that belong to a stored network (running or not) are not "someone else's".
       usage.links = usage.links.filter((l) => !Object.values(state.networks).some((d) => d.bridge === l));
       const seen = new Set<string>();
@@ -481,6 +482,13 @@ export class Engine {
         'not-bridged',
         `network "${name}" is ${def.mode}: persist writes the host configuration of bridged networks`,
         `${def.mode} networks come back with \`kvmnet up\` at boot (see the systemd unit in the README)`,
+      );
+    }
+    if (def.uplink === undefined) {
+      throw inputError(
+        'not-bridged',
+        `network "${name}" joins host bridge ${def.bridge}, which the host's own configuration owns`,
+        'nothing to persist: kvmnet does not change the host bridge',
       );
     }
     const applied = await this.store.loadApplied(name);
@@ -1223,6 +1231,7 @@ export class Engine {
       if (!dryRun) await this.runAtomically(plan);
       return [plan];
     }
+    if (def.uplink === undefined) return this.startHostBridge(state, def, obs, applied, dryRun);
     const link = obs.links.get(uplink);
     if (!link)
       throw inputError(
@@ -1329,6 +1338,45 @@ export class Engine {
     return [plan];
   }
 
+  /** A bridged network on a bridge the host already has: plug kvmnet's ports into it, nothing else. */
+  private async startHostBridge(
+    state: StateData,
+    def: NetworkDef,
+    obs: Observed,
+    applied: AppliedNetwork | undefined,
+    dryRun: boolean,
+  ): Promise<NetworkPlan[]> {
+    const br = obs.links.get(def.bridge);
+    if (!br || br.kind !== 'bridge') {
+      throw inputError(
+        'bridge-missing',
+        `host bridge ${def.bridge} of network "${def.name}" ${br ? `is a ${br.kind ?? 'device'}, not a bridge` : 'does not exist'}`,
+        'create the bridge on the host (its network configuration owns it), or give the network an --uplink',
+      );
+    }
+    const plan: NetworkPlan = {
+      network: def.name,
+      action: applied?.state === 'active' ? 'update' : 'start',
+      steps: planPorts(portsOf(state, def.name), def.bridge, obs),
+    };
+    if (dryRun) return [plan];
+    const rec: AppliedNetwork = {
+      version: 1,
+      network: def.name,
+      state: 'active',
+      def,
+      bridge: def.bridge,
+      firewall: { chains: [], elements: [] },
+      dnsmasq: null,
+      runDir: this.paths.netRunDir(def.name),
+      hostBridge: true,
+      updatedAt: '',
+    };
+    if (!sameRecord(applied, rec)) await this.store.saveApplied(rec);
+    await this.runAtomically(plan);
+    return [plan];
+  }
+
   private checkStartable(
     def: NetworkDef,
     obs: Observed,
@@ -1389,6 +1437,20 @@ export class Engine {
     );
     const obs = await this.observeFor([], [applied]);
     const plan = planStop(applied, obs, others.length > 0, { paths: this.paths, firewall: this.firewall });
+    if (applied.hostBridge) {
+      // Unplug kvmnet's own ports from the host's bridge; the bridge itself stays.
+      const state = await this.store.load();
+      const lines = portsOf(state, name)
+        .filter((p) => p.tap !== 'libvirt' && obs.links.get(p.name)?.master === applied.bridge)
+        .map((p) => `link set dev ${p.name} nomaster`);
+      if (lines.length)
+        plan.steps.unshift({
+          kind: 'ip',
+          why: `unplug the network's ports from host bridge ${applied.bridge}`,
+          lines,
+          undo: [],
+        });
+    }
     if (dryRun) return plan;
     const errors: string[] = [];
     for (const step of plan.steps) {

@@ -289,6 +289,8 @@ export function planStop(
         force: true,
       });
     }
+  } else if (applied.hostBridge) {
+    // The host's own bridge stays; the network's ports are unplugged from it (stopLocked adds them).
   } else if (link && link.kind === 'bridge') {
     steps.push({
       kind: 'ip',

@@ -34,6 +34,8 @@ export interface AppliedNetwork {
   dnsmasq: { confFile: string; pidFile: string; pid?: number } | null;
   /** Bridged networks: the uplink as it was before the take-over, restored exactly on stop. */
   uplink?: UplinkSnapshot;
+  /** The bridge is the host's (a bridged network without uplink): never deleted, only unplugged from. */
+  hostBridge?: boolean;
   runDir: string;
   updatedAt: string;
 }

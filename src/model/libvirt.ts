@@ -256,15 +256,8 @@ export function importNetworkXml(text: string): XmlImport {
         mode = 'routed';
         break;
       case 'bridge':
+        // Without kvmnet's uplink metadata: a bridge the host already has (checked when defined).
         mode = 'bridge';
-        if (uplink === undefined) {
-          throw refuse(
-            fwd.attrPath('mode'),
-            "mode 'bridge' on an existing host bridge (or macvtap) is not supported",
-            "kvmnet's bridge mode creates the bridge itself and takes an uplink NIC: " +
-              'kvmnet net define NAME --mode bridge --uplink NIC [--bridge NAME]; guests can use a host bridge directly without a network',
-          );
-        }
         break;
       case 'open':
         mode = 'open';

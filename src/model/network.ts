@@ -466,13 +466,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
       );
     }
   }
-  if (input.uplink === undefined) {
-    throw inputError(
-      'missing-uplink',
-      `bridged network "${input.name}" needs an uplink`,
-      'add --uplink NIC, e.g. --uplink eth1',
-    );
-  }
+  if (input.uplink === undefined) return buildHostBridge(input, ctx);
   if (!IFNAME_RE.test(input.uplink))
     throw inputError(
       'invalid-uplink',
@@ -525,6 +519,42 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     }
   }
   return def;
+}
+
+/**
+ * A bridged network without an uplink joins a bridge the host already has (libvirt's
+ * `<forward mode='bridge'/><bridge name='br0'/>`): kvmnet never creates, changes or deletes that
+ * bridge; it only plugs its ports into it.
+ */
+function buildHostBridge(input: NetworkInput, ctx: ValidateContext): NetworkDef {
+  const bridge = input.bridge ?? '';
+  const exists = bridge !== '' && (ctx.host === undefined || ctx.host.allLinks?.includes(bridge) === true);
+  if (!exists) {
+    throw inputError(
+      'missing-uplink',
+      `bridged network "${input.name}" needs an uplink${bridge ? `, or ${bridge} must be an existing host bridge` : ''}`,
+      'add --uplink NIC (kvmnet creates the bridge), or --bridge NAME of a bridge the host already has',
+    );
+  }
+  validateBridgeName(bridge);
+  for (const o of ctx.others) {
+    if (o.name !== input.name && o.bridge === bridge) {
+      throw inputError(
+        'bridge-taken',
+        `bridge ${bridge} is already used by network "${o.name}"`,
+        'one kvmnet network per bridge',
+      );
+    }
+  }
+  return {
+    name: input.name,
+    mode: 'bridge',
+    bridge,
+    mac: '',
+    dhcp: null,
+    autostart: input.autostart ?? false,
+    ...(input.uuid === undefined ? {} : { uuid: checkUuid(input.uuid) }),
+  };
 }
 
 function checkAgainstOthers(def: L3NetworkDef, subnet: Cidr, ctx: ValidateContext): void {
