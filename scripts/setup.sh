@@ -11,10 +11,13 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3-gi gir1.2-nm-1.0)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+# The packages of "$@" that are not installed, one per line.
+not_installed() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+mapfile -t missing < <(not_installed "${packages[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -22,13 +25,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # libvirt for test/e2e/libvirt.test.ts, which runs libvirtd only inside a lab namespace. The
-# policy-rc.d guard keeps the package from starting a daemon in this machine's own namespace;
-# --no-install-recommends leaves out libvirt-daemon-config-network (an autostarted virbr0).
-libvirt=(libvirt-daemon-system libvirt-clients)
-lv_missing=()
-for p in "${libvirt[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || lv_missing+=("$p")
-done
+# policy-rc.d guard keeps the package from starting a daemon in this machine's own namespace.
+# (libvirt-daemon-config-network comes along as a dependency; the test keeps its default network
+# from autostarting.)
+mapfile -t lv_missing < <(not_installed libvirt-daemon-system libvirt-clients)
 if [ "${#lv_missing[@]}" -gt 0 ]; then
   echo "setup: installing ${lv_missing[*]} (no daemon started)"
   export DEBIAN_FRONTEND=noninteractive
