@@ -11,6 +11,7 @@ import { registerNet } from './net.js';
 import { registerForward } from './forward.js';
 import { registerPort } from './port.js';
 import { registerLibvirt } from './libvirt.js';
+import { registerServe } from './serve.js';
 import { json, renderResult } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -143,6 +144,7 @@ See docs/cli.md for every command and its JSON output.`,
   registerPort(program, ctx);
   registerForward(program, ctx);
   registerLibvirt(program, ctx);
+  registerServe(program, ctx, VERSION);
   return program;
 }
 

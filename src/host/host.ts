@@ -69,6 +69,14 @@ interface IpAddrJson {
   }>;
 }
 
+/** A link's counters as the kernel reports them (bytes and packets since the link was made). */
+export interface LinkStats {
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
 export class Host {
   constructor(readonly exec: Exec = realExec) {}
 
@@ -107,6 +115,27 @@ export class Host {
       if (d?.forward_delay !== undefined) info.forwardDelay = d.forward_delay;
       return info;
     });
+  }
+
+  /** Every link's byte and packet counters (`ip -statistics link`), for rates on the web page. */
+  async linkStats(): Promise<Map<string, LinkStats>> {
+    const raw = JSON.parse(
+      (await this.must('ip', ['-json', '-statistics', 'link', 'show'])) || '[]',
+    ) as Array<{
+      ifname: string;
+      stats64?: { rx?: { bytes?: number; packets?: number }; tx?: { bytes?: number; packets?: number } };
+    }>;
+    return new Map(
+      raw.map((l) => [
+        l.ifname,
+        {
+          rxBytes: l.stats64?.rx?.bytes ?? 0,
+          txBytes: l.stats64?.tx?.bytes ?? 0,
+          rxPackets: l.stats64?.rx?.packets ?? 0,
+          txPackets: l.stats64?.tx?.packets ?? 0,
+        },
+      ]),
+    );
   }
 
   async addrs(): Promise<AddrInfo[]> {

@@ -8,6 +8,8 @@ import { networkFileSchema, type DnsConfig, type NetworkDef, type NetworkInput }
 
 export const FILE_VERSION = 1;
 
+export type NetworkFileEntry = z.infer<typeof networkFileSchema>;
+
 const forwardFileSchema = z
   .object({
     network: z.string(),
@@ -47,7 +49,7 @@ function lineOf(doc: Document, lc: LineCounter, path: PropertyKey[]): number | u
 }
 
 /** The key path zod names for an unknown key: the object's path plus the key. */
-function issuePath(issue: z.core.$ZodIssue): PropertyKey[] {
+export function issuePath(issue: z.core.$ZodIssue): PropertyKey[] {
   const p = [...issue.path];
   if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) p.push(issue.keys[0]);
   return p;
@@ -59,7 +61,7 @@ function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   return v;
 }
 
-function describe(issue: z.core.$ZodIssue, raw: unknown): { message: string; hint: string } {
+export function describeIssue(issue: z.core.$ZodIssue, raw: unknown): { message: string; hint: string } {
   const path = issuePath(issue);
   const key = path.map(String).join('.') || '(top level)';
   if (issue.code !== 'unrecognized_keys' && path.length > 0 && valueAt(raw, path) === undefined) {
@@ -112,38 +114,12 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
     const issue = r.error.issues.find((i) => i.code === 'unrecognized_keys') ?? r.error.issues[0];
     if (!issue) throw inputError('invalid-file', `${file}: not a kvmnet definitions file`, 'see docs/cli.md');
     const line = lineOf(doc, lc, issuePath(issue));
-    const d = describe(issue, raw);
+    const d = describeIssue(issue, raw);
     throw inputError('invalid-file', `${file}${line ? `:${line}` : ''}: ${d.message}`, d.hint);
   }
-  const out: NetworkInput[] = [];
-  for (const [name, n] of Object.entries(r.data.networks ?? {})) {
-    const input: NetworkInput = { name, mode: n.mode };
-    if (n.subnet !== undefined) input.subnet = n.subnet;
-    if (n.uplink !== undefined) input.uplink = n.uplink;
-    if (n.bridge !== undefined) input.bridge = n.bridge;
-    if (n.mac !== undefined) input.mac = n.mac;
-    if (n.gateway !== undefined) input.gateway = n.gateway;
-    if (n.dhcp !== undefined) input.dhcp = n.dhcp === false || n.dhcp === null ? null : n.dhcp;
-    if (n.domain !== undefined) input.domain = n.domain;
-    if (n.autostart !== undefined) input.autostart = n.autostart;
-    if (n.uuid !== undefined) input.uuid = n.uuid;
-    if (n.mtu !== undefined) input.mtu = n.mtu;
-    if (n.stp !== undefined) input.stp = n.stp;
-    if (n.forwardDelay !== undefined) input.forwardDelay = n.forwardDelay;
-    if (n.forwardDev !== undefined) input.forwardDev = n.forwardDev;
-    if (n.leaseTime !== undefined) input.leaseTime = n.leaseTime;
-    if (n.dhcpHosts !== undefined) input.dhcpHosts = n.dhcpHosts.map((h) => stripUndefined(h));
-    if (n.dns !== undefined) {
-      const d = n.dns;
-      const dns: DnsConfig = stripUndefined({ enable: d.enable, forwardPlainNames: d.forwardPlainNames });
-      if (d.hosts !== undefined) dns.hosts = d.hosts;
-      if (d.forwarders !== undefined) dns.forwarders = d.forwarders.map((f) => stripUndefined(f));
-      if (d.srv !== undefined) dns.srv = d.srv.map((x) => stripUndefined(x));
-      if (d.txt !== undefined) dns.txt = d.txt;
-      input.dns = dns;
-    }
-    out.push(input);
-  }
+  const out: NetworkInput[] = Object.entries(r.data.networks ?? {}).map(([name, n]) =>
+    networkInputOf(name, n),
+  );
   const forwards: ForwardInput[] = (r.data.forwards ?? []).map((f) => {
     const input: ForwardInput = { network: f.network, proto: f.proto, ports: String(f.port), target: f.to };
     if (f.hostIp !== undefined) input.hostIp = f.hostIp;
@@ -151,6 +127,36 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
     return input;
   });
   return { networks: out, forwards };
+}
+
+/** One network of a definitions file (or of an API request body) as the engine's input. */
+export function networkInputOf(name: string, n: NetworkFileEntry): NetworkInput {
+  const input: NetworkInput = { name, mode: n.mode };
+  if (n.subnet !== undefined) input.subnet = n.subnet;
+  if (n.uplink !== undefined) input.uplink = n.uplink;
+  if (n.bridge !== undefined) input.bridge = n.bridge;
+  if (n.mac !== undefined) input.mac = n.mac;
+  if (n.gateway !== undefined) input.gateway = n.gateway;
+  if (n.dhcp !== undefined) input.dhcp = n.dhcp === false || n.dhcp === null ? null : n.dhcp;
+  if (n.domain !== undefined) input.domain = n.domain;
+  if (n.autostart !== undefined) input.autostart = n.autostart;
+  if (n.uuid !== undefined) input.uuid = n.uuid;
+  if (n.mtu !== undefined) input.mtu = n.mtu;
+  if (n.stp !== undefined) input.stp = n.stp;
+  if (n.forwardDelay !== undefined) input.forwardDelay = n.forwardDelay;
+  if (n.forwardDev !== undefined) input.forwardDev = n.forwardDev;
+  if (n.leaseTime !== undefined) input.leaseTime = n.leaseTime;
+  if (n.dhcpHosts !== undefined) input.dhcpHosts = n.dhcpHosts.map((h) => stripUndefined(h));
+  if (n.dns !== undefined) {
+    const d = n.dns;
+    const dns: DnsConfig = stripUndefined({ enable: d.enable, forwardPlainNames: d.forwardPlainNames });
+    if (d.hosts !== undefined) dns.hosts = d.hosts;
+    if (d.forwarders !== undefined) dns.forwarders = d.forwarders.map((f) => stripUndefined(f));
+    if (d.srv !== undefined) dns.srv = d.srv.map((x) => stripUndefined(x));
+    if (d.txt !== undefined) dns.txt = d.txt;
+    input.dns = dns;
+  }
+  return input;
 }
 
 export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] = []): string {

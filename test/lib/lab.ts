@@ -291,7 +291,8 @@ async function readTree(root: string): Promise<Record<string, string>> {
       if (s.isDirectory()) {
         out[`${p.slice(root.length)}/`] = '';
         await walk(p);
-      } else out[p.slice(root.length)] = await readFile(p, 'utf8');
+      } else if (s.isFile()) out[p.slice(root.length)] = await readFile(p, 'utf8');
+      else out[p.slice(root.length)] = '(not a regular file: a socket or a fifo)';
     }
   };
   await walk(root);

@@ -46,8 +46,8 @@ export class Tracked {
     this.exited = new Promise((r) => child.on('close', () => r()));
   }
 
-  static start(cmd: string, args: string[]): Tracked {
-    return new Tracked(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  static start(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Tracked {
+    return new Tracked(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env }));
   }
 
   async waitFor(re: RegExp, timeoutMs = 10_000): Promise<void> {

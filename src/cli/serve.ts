@@ -1,0 +1,106 @@
+// `kvmnet serve`: the HTTP API and the web page (src/daemon), in the foreground until SIGTERM.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { ApiServer, DEFAULT_PORT, parseListen } from '../daemon/server.js';
+import { loadOrCreateToken } from '../daemon/token.js';
+import type { CliContext } from './context.js';
+
+/** The built page: dist/web beside dist/src. */
+const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
+
+interface ServeOpts {
+  socket: string | false | undefined;
+  listen: string | false;
+  allowRemote: boolean;
+  tokenFile?: string;
+}
+
+export function registerServe(program: Command, ctx: CliContext, version: string): void {
+  program
+    .command('serve')
+    .summary('serve the HTTP API and the web page (foreground; see docs/api.md)')
+    .description(
+      'Serve the engine the CLI uses over HTTP: a REST API under /api/ (OpenAPI at /api/openapi.json), a stream ' +
+        'of changes (Server-Sent Events at /api/events) and the web page at /. The Unix socket (mode 0600) needs ' +
+        'no token; TCP needs the bearer token kept in the state dir (made on first start). It prints the ' +
+        "page's address with the token; opening it signs the browser in (an HttpOnly cookie) and drops the token " +
+        'from the address bar. Changes take the same state lock as the CLI, which never needs the daemon.',
+    )
+    .option('--socket <path>', 'the Unix socket (default: RUN_DIR/kvmnet.sock)')
+    .option('--no-socket', 'serve TCP only')
+    .option(
+      '--listen <addr:port>',
+      'the TCP address for the page and remote clients',
+      `127.0.0.1:${DEFAULT_PORT}`,
+    )
+    .option('--no-listen', 'serve the Unix socket only')
+    .option(
+      '--allow-remote',
+      'allow --listen on an address other than loopback (clients need the token)',
+      false,
+    )
+    .option('--token-file <path>', 'the bearer token (default: STATE_DIR/api-token)')
+    .addHelpText(
+      'after',
+      `
+Security: the socket is 0600 (root only). On TCP every /api/ request needs "Authorization: Bearer
+TOKEN" or the page's cookie; a write from the page also needs its CSRF header. A wrong or missing
+token is answered 401 and changes nothing. Bodies are JSON, at most 64 KiB, and are validated by
+the same rules as the CLI (400 names the field). Binding to a non-loopback address is refused
+unless --allow-remote; then put TLS in front (a reverse proxy).
+
+Examples:
+  kvmnet serve                                   # socket and http://127.0.0.1:8470/
+  kvmnet serve --no-listen                       # socket only, for scripts
+  curl --unix-socket /run/kvmnet/kvmnet.sock http://kvmnet/api/show
+  curl -H "Authorization: Bearer $(cat /var/lib/kvmnet/api-token)" http://127.0.0.1:8470/api/networks
+
+Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
+    )
+    .action(async (o: ServeOpts) => {
+      const engine = ctx.engine();
+      const listen = o.listen === false ? undefined : parseListen(o.listen);
+      const socket = o.socket === false ? undefined : (o.socket ?? join(engine.paths.runDir, 'kvmnet.sock'));
+      const tokenFile = o.tokenFile ?? join(engine.paths.stateDir, 'api-token');
+      const { token, created } = await loadOrCreateToken(tokenFile);
+      const server = new ApiServer({
+        engine,
+        token,
+        version,
+        webRoot: WEB_ROOT,
+        allowRemote: o.allowRemote,
+        ...(socket === undefined ? {} : { socket }),
+        ...(listen === undefined ? {} : { listen }),
+        log: (m) => process.stderr.write(`kvmnet: ${m}\n`),
+      });
+      const where = await server.start();
+      const login = where.url === undefined ? undefined : `${where.url}?token=${token}`;
+      if (ctx.json())
+        ctx.print(
+          JSON.stringify({
+            url: login ?? null,
+            socket: where.socket ?? null,
+            listen: where.url ?? null,
+            tokenFile,
+          }) + '\n',
+        );
+      else {
+        if (created) process.stderr.write(`kvmnet: made a new API token in ${tokenFile}\n`);
+        if (where.socket) process.stderr.write(`kvmnet: serving the API on unix:${where.socket}\n`);
+        if (login) {
+          process.stderr.write(`kvmnet: serving the API and the page on ${where.url}; open:\n`);
+          ctx.print(`${login}\n`);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          void server.close().then(resolve);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+    });
+}

@@ -1,0 +1,75 @@
+// The request bodies of the HTTP API, as zod schemas: they validate every request and they are
+// what the OpenAPI document is generated from (one source, so the document cannot drift).
+// Structure is checked here (types, unknown keys); meaning (addresses, names, conflicts) is checked
+// by the same model functions the CLI goes through.
+import { z } from 'zod';
+import { PROTOCOLS } from '../model/forward.js';
+import { NETWORK_MODES, networkFileSchema } from '../model/network.js';
+
+export const networkBody = networkFileSchema
+  .extend({
+    name: z.string().describe('the network name: 1-32 characters from A-Z a-z 0-9 _ . -'),
+    mode: z.enum(NETWORK_MODES).optional().describe('default nat'),
+  })
+  .describe('One network as in the definitions file (docs/cli.md), plus its name.');
+
+export const portBody = z
+  .object({
+    network: z.string().describe('the network the port joins'),
+    vm: z.string().describe("the VM's name (a DNS label: the guest's host name)"),
+    mac: z.string().optional().describe("the guest's MAC (default: a free 52:54:00 address)"),
+    ip: z.string().optional().describe('a reserved address inside the subnet'),
+    model: z.string().optional().describe('the QEMU NIC model (default virtio-net-pci)'),
+  })
+  .strict()
+  .describe('A new port: its tap is made now and plugged into the bridge when the network runs.');
+
+export const portPatch = z
+  .object({
+    link: z.enum(['up', 'down']).optional().describe("plug (up) or pull (down) the port's cable"),
+    ip: z.union([z.string(), z.null()]).optional().describe('a new reservation, or null to drop it'),
+  })
+  .strict()
+  .refine((p) => p.link !== undefined || p.ip !== undefined, {
+    message: 'give link or ip',
+  })
+  .describe('Changes to a port: its link, its reservation, or both.');
+
+export const forwardBody = z
+  .object({
+    network: z.string().describe('the network of the target guest'),
+    proto: z.enum(PROTOCOLS),
+    ports: z.union([z.number().int(), z.string()]).describe('host port or range: 8080 or "10000-10010"'),
+    target: z.string().describe('VM:PORT(S) or ADDRESS:PORT(S), e.g. kvm1:80'),
+    hostIp: z.string().optional().describe('listen only on this host address'),
+    description: z.string().optional(),
+  })
+  .strict()
+  .describe('A port forward (DNAT) from the host to a guest.');
+
+export const autostartBody = z
+  .object({ enabled: z.boolean().describe('start the network with `kvmnet up` (at boot)') })
+  .strict();
+
+export const errorSchema = z
+  .object({
+    code: z.string().describe('a stable code, e.g. "unknown-network"'),
+    message: z.string(),
+    hint: z.string().optional().describe('what to do about it'),
+    field: z.string().optional().describe('the body key at fault, as a dotted path'),
+  })
+  .describe('Every error the API answers: the CLI message and hint.');
+
+export const sessionSchema = z.object({
+  version: z.string(),
+  auth: z.enum(['socket', 'bearer', 'cookie']),
+  csrf: z.string().describe('send as X-Kvmnet-Csrf on writes authenticated by the cookie'),
+});
+
+export const statsSchema = z.object({
+  time: z.number().describe('milliseconds since the epoch'),
+  links: z.record(
+    z.string(),
+    z.object({ rxBytes: z.number(), txBytes: z.number(), rxPackets: z.number(), txPackets: z.number() }),
+  ),
+});
