@@ -1,4 +1,6 @@
-// Type-aware lint for src/, test/ and bench/ (compiled output and dependencies are ignored).
+// Type-aware lint for src/, test/ and bench/ (tsconfig.json), the web page's web/src/ (web/tsconfig.json,
+// found by the project service as the nearest tsconfig) and vite.config.ts (in the default project);
+// compiled output and dependencies are ignored.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -7,7 +9,12 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: {
+        projectService: { allowDefaultProject: ['vite.config.ts'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
