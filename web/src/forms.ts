@@ -1,8 +1,8 @@
 // The two forms: define a network, add a port forward. Each has a Dry run button that sends the
 // same request with ?dryRun=1 and shows the plan instead of changing anything.
 import { ApiError, write } from './api.js';
-import type { NetworkStatus } from './types.js';
-import { clearMarks, markField, showPlan, toast, toastError } from './ui.js';
+import type { NetworkStatus, OpResult } from './types.js';
+import { clearMarks, hidePlan, markField, showPlan, toast, toastError } from './ui.js';
 
 /** A request body from a form: only the fields that were filled in. */
 type FormBody = Record<string, string | boolean>;
@@ -16,7 +16,7 @@ function bind(
   form: HTMLFormElement,
   path: string,
   body: () => FormBody,
-  done: (b: FormBody) => string,
+  say: { plan: (b: FormBody) => string; done: (b: FormBody, r: OpResult) => string },
   onDone: () => void,
 ): void {
   const submit = async (dryRun: boolean, btn: HTMLButtonElement): Promise<void> => {
@@ -27,14 +27,15 @@ function bind(
     try {
       const r = await write('POST', dryRun ? `${path}?dryRun=1` : path, b);
       if (dryRun) {
-        showPlan(`${done(b)} (dry run: nothing changed)`, r);
+        showPlan(form, `Plan: ${say.plan(b)} (dry run, nothing changed)`, r);
       } else {
-        toast('ok', done(b), r.notes);
+        toast('ok', say.done(b, r), r.notes);
+        hidePlan();
         onDone();
       }
     } catch (e) {
       toastError(e);
-      if (e instanceof ApiError) markField(form, e.body.field);
+      if (e instanceof ApiError) markField(form, e.body.field, e.body.code);
     } finally {
       btn.disabled = false;
       btn.classList.remove('busy');
@@ -81,7 +82,10 @@ export function bindNetworkForm(form: HTMLFormElement): void {
       if ((form.elements.namedItem('autostart') as HTMLInputElement).checked) b['autostart'] = true;
       return b;
     },
-    (b) => `network ${String(b['name'] ?? '')} defined`,
+    {
+      plan: (b) => `define network ${String(b['name'] ?? '')}`,
+      done: (b) => `network ${String(b['name'] ?? '')} defined`,
+    },
     () => {
       for (const k of ['name', 'subnet', 'uplink'])
         (form.elements.namedItem(k) as HTMLInputElement).value = '';
@@ -101,8 +105,13 @@ export function bindForwardForm(form: HTMLFormElement): void {
       }
       return b;
     },
-    (b) =>
-      `forward ${String(b['proto'] ?? '')}/${String(b['ports'] ?? '')} added to ${String(b['network'] ?? '')}`,
+    {
+      plan: (b) =>
+        `add forward ${String(b['proto'] ?? '')}/${String(b['ports'] ?? '')} to ${String(b['network'] ?? '')}`,
+      done: (b, r) =>
+        `forward ${r.forward?.id ?? `${String(b['proto'] ?? '')}/${String(b['ports'] ?? '')}`} added` +
+        (r.forward ? `: ${r.forward.summary}` : ` to ${String(b['network'] ?? '')}`),
+    },
     () => {
       for (const k of ['ports', 'target', 'hostIp', 'description'])
         (form.elements.namedItem(k) as HTMLInputElement).value = '';

@@ -151,7 +151,6 @@ export function topology(n: ShowNetwork, def: NetworkStatus | undefined, width: 
     ? `${n.gateway}/${prefixOf(n.subnet)}`
     : (n.subnet ?? (n.mode === 'bridge' ? 'addressing: the LAN' : 'no address'));
   bg.append(
-    s('title', {}, `bridge ${n.bridge}${n.subnet ? ` subnet ${n.subnet}` : ''} (${n.state})`),
     s('rect', { x: BR_X, y: by, width: BR_W, height: BR_H, rx: 6, class: 'box' }),
     s('path', {
       d: `M${BR_X} ${by + 20} v-14 a6 6 0 0 1 6 -6 h${BR_W - 12} a6 6 0 0 1 6 6 v14 z`,
@@ -215,12 +214,9 @@ function portNode(p: ShowPort, x: number, y: number, active: boolean): SVGGEleme
   const tapX = x + BRANCH;
   const vmX = tapX + TAP_W + CABLE;
   g.append(
-    s(
-      'title',
-      {},
-      `${p.id}: tap ${p.port || '(not running)'}${p.tap === 'libvirt' ? ' (libvirt)' : ''}, guest MAC ${p.mac}, ` +
-        `${CABLE_TEXT[cable]}${p.ip ? `, ${p.ip} (${p.ipSource ?? '?'})` : ''}`,
-    ),
+    // Tooltip text must not repeat what the picture shows (VM name, address): tests and users
+    // search the picture by those.
+    s('title', {}, `guest MAC ${p.mac}, tap MAC ${p.tapMac}${p.tap === 'libvirt' ? ' (libvirt tap)' : ''}`),
     s('line', {
       x1: x,
       y1: y,
@@ -252,7 +248,7 @@ function portNode(p: ShowPort, x: number, y: number, active: boolean): SVGGEleme
   if (cable === 'pulled') {
     // The cut: two short bars across the cable.
     const mx = tapX + TAP_W + CABLE / 2;
-    g.append(s('path', { d: `M${mx - 5} ${y + 5} l4 -10 M${mx + 1} ${y + 5} l4 -10`, class: 'cut' }));
+    g.append(s('path', { d: `M${mx - 5} ${y + 4} l4 -8 M${mx + 1} ${y + 4} l4 -8`, class: 'cut' }));
   }
   g.append(
     s('rect', { x: vmX, y: y - VM_H / 2, width: VM_W, height: VM_H, rx: 5, class: 'vm' }),

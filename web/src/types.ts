@@ -126,6 +126,8 @@ export interface OpResult {
   }>;
   plans: NetworkPlan[];
   notes: string[];
+  /** Set by forward add: the forward as `forward list` shows it. */
+  forward?: ForwardView;
 }
 
 export interface ApiErrorBody {

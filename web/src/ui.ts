@@ -35,11 +35,22 @@ export function toastError(e: unknown): void {
   }
 }
 
+/** Which form field an error without `field` is about, from its code ("subnet-overlap": subnet). */
+const CODE_FIELDS: Array<[RegExp, string]> = [
+  [/subnet/, 'subnet'],
+  [/uplink/, 'uplink'],
+  [/name|network-exists|exists/, 'name'],
+  [/forward-conflict|port/, 'ports'],
+  [/target|vm/, 'target'],
+  [/host-?ip/, 'hostIp'],
+];
+
 /** Marks the form control an error names (`field` is a key path: "subnet", "dhcp.start"). */
-export function markField(form: HTMLFormElement, field: string | undefined): void {
+export function markField(form: HTMLFormElement, field: string | undefined, code = ''): void {
   clearMarks(form);
-  if (!field) return;
-  const name = field.split(/[.[]/)[0] ?? field;
+  let name = field?.split(/[.[]/)[0];
+  if (!name) name = CODE_FIELDS.find(([re, f]) => re.test(code) && form.elements.namedItem(f))?.[1];
+  if (!name) return;
   const el = form.elements.namedItem(name);
   if (el instanceof HTMLInputElement || el instanceof HTMLSelectElement) {
     el.classList.add('invalid');
@@ -79,7 +90,8 @@ function commands(st: Step): string[] {
   }
 }
 
-export function showPlan(title: string, r: OpResult): void {
+/** Shows a dry run's result under the form that asked for it. */
+export function showPlan(form: HTMLFormElement, title: string, r: OpResult): void {
   const out: Node[] = [h('div', { class: 'plan-title' }, title)];
   for (const d of r.definitions) {
     out.push(
@@ -91,6 +103,17 @@ export function showPlan(title: string, r: OpResult): void {
         h('span', { class: 'mono' }, d.forward ? `${d.network} ${d.forward}` : d.network),
       ),
       h('ul', { class: 'plan-details' }, ...d.details.map((x) => h('li', {}, x))),
+    );
+  }
+  if (r.forward) {
+    out.push(
+      h(
+        'div',
+        { class: 'plan-def' },
+        h('span', { class: 'badge define' }, 'forward'),
+        ' ',
+        h('span', { class: 'mono' }, r.forward.summary),
+      ),
     );
   }
   for (const p of r.plans) {
@@ -125,11 +148,13 @@ export function showPlan(title: string, r: OpResult): void {
     }
     out.push(ol);
   }
-  if (!r.definitions.length && !r.plans.length)
+  if (!r.definitions.length && !r.plans.length && !r.forward)
     out.push(h('div', { class: 'muted' }, 'nothing would change'));
   for (const n of r.notes) out.push(h('div', { class: 'plan-note' }, n));
   byId('plan').replaceChildren(...out);
-  byId('plan-block').hidden = false;
+  const block = byId('plan-block');
+  form.after(block);
+  block.hidden = false;
 }
 
 export function hidePlan(): void {
