@@ -39,6 +39,7 @@ function render(): void {
   forwardsTable(byId<HTMLTableElement>('forwards-table'), show);
   leasesTable(byId<HTMLTableElement>('leases-table'), leases);
   updateForwardNetworks(byId<HTMLFormElement>('forward-form'), networks);
+  drawAllSparks(cards);
 
   const ports = show.reduce((a, n) => a + n.ports.length, 0);
   const forwards = show.reduce((a, n) => a + n.forwards.length, 0);
@@ -89,7 +90,7 @@ function showHost(s: Session): void {
   byId('host').replaceChildren(
     h('span', { class: 'mono' }, location.host),
     ` · kvmnet ${s.version}`,
-    s.auth ? ` · ${s.auth}` : '',
+    s.auth === 'cookie' ? ' · signed in' : ` · ${s.auth}`,
   );
 }
 
@@ -104,6 +105,7 @@ async function start(): Promise<void> {
     retry = window.setTimeout(() => void start(), 3000);
     return;
   }
+  document.body.classList.toggle('signed-out', !session);
   if (!session) {
     source?.close();
     byId('app').hidden = true;

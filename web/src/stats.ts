@@ -106,6 +106,15 @@ export function drawSpark(cell: HTMLElement): void {
   cell.replaceChildren(...rows);
 }
 
+/** Fills a `[data-rates=IFNAME]` element with the current rates as text. */
+export function drawRates(el: HTMLElement): void {
+  const buf = series.get(el.dataset['rates'] ?? '');
+  el.textContent = buf
+    ? `rx ${formatRate(buf.rx[buf.rx.length - 1])} · tx ${formatRate(buf.tx[buf.tx.length - 1])}`
+    : '';
+}
+
 export function drawAllSparks(root: ParentNode = document): void {
   root.querySelectorAll<HTMLElement>('[data-spark]').forEach(drawSpark);
+  root.querySelectorAll<HTMLElement>('[data-rates]').forEach(drawRates);
 }

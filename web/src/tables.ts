@@ -218,7 +218,11 @@ export function portsTable(table: HTMLTableElement, show: ShowNetwork[]): void {
 }
 
 function sparkCell(ifname: string): HTMLTableCellElement {
-  const td = h('td', { class: 'traffic', 'data-spark': ifname });
+  const td = h('td', {
+    class: 'traffic',
+    'data-spark': ifname,
+    title: ifname ? `${ifname}'s counters, last 60 s: rx = from the guest, tx = to the guest` : null,
+  });
   drawSpark(td);
   return td;
 }

@@ -240,7 +240,7 @@ function portNode(p: ShowPort, x: number, y: number, active: boolean): SVGGEleme
     g.append(
       s(
         'text',
-        { x: tapX + TAP_W + CABLE / 2, y: y - 5, class: `cable-text ${cable}`, 'text-anchor': 'middle' },
+        { x: tapX + TAP_W + CABLE / 2, y: y - 7, class: `cable-text ${cable}`, 'text-anchor': 'middle' },
         CABLE_TEXT[cable],
       ),
     );
@@ -274,6 +274,11 @@ export function networkCard(n: ShowNetwork, def: NetworkStatus | undefined, widt
       h('span', { class: 'muted' }, 'bridge ', h('span', { class: 'mono' }, n.bridge)),
       n.subnet ? h('span', { class: 'mono muted' }, n.subnet) : null,
       h('span', { class: 'spacer' }),
+      h('span', {
+        class: 'card-rates mono muted',
+        'data-rates': n.bridge,
+        title: `traffic on ${n.bridge} (the bridge's own counters)`,
+      }),
       h(
         'span',
         { class: 'muted' },
