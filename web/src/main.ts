@@ -132,4 +132,9 @@ window.addEventListener('resize', () => {
   resizeTimer = window.setTimeout(render, 150);
 });
 
+// Lease expiry is shown relative to now: keep it current between state events.
+window.setInterval(() => {
+  if (state) leasesTable(byId<HTMLTableElement>('leases-table'), state.leases);
+}, 30_000);
+
 void start();

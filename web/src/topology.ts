@@ -159,7 +159,7 @@ export function topology(n: ShowNetwork, def: NetworkStatus | undefined, width: 
     text(BR_X + 10, by + 14, 'bridge', 'band-text', 60, 6),
     s('text', { x: BR_X + BR_W - 10, y: by + 14, class: 'band-text', 'text-anchor': 'end' }, n.state),
     text(BR_X + 10, by + 40, n.bridge, 'label mono strong', BR_W - 20, 8),
-    text(BR_X + 10, by + 58, addr, 'sub mono', BR_W - 20, 6.6),
+    text(BR_X + 10, by + 58, addr, n.gateway || n.subnet ? 'sub mono' : 'sub', BR_W - 20, 6.6),
     text(
       BR_X + 10,
       by + 74,
@@ -282,7 +282,10 @@ export function networkCard(n: ShowNetwork, def: NetworkStatus | undefined, widt
       h(
         'span',
         { class: 'muted' },
-        `${n.ports.length} port${n.ports.length === 1 ? '' : 's'} · ${up} linked · ${n.forwards.length} forward${n.forwards.length === 1 ? '' : 's'}`,
+        `${n.ports.length} port${n.ports.length === 1 ? '' : 's'} · ${up} linked` +
+          (n.mode === 'nat' || n.mode === 'routed' || n.mode === 'open'
+            ? ` · ${n.forwards.length} forward${n.forwards.length === 1 ? '' : 's'}`
+            : ''),
       ),
     ),
     h('div', { class: 'topo-wrap' }, topology(n, def, width)),
