@@ -27,7 +27,7 @@ function bind(
     try {
       const r = await write('POST', dryRun ? `${path}?dryRun=1` : path, b);
       if (dryRun) {
-        showPlan(form, `Plan: ${say.plan(b)} (dry run, nothing changed)`, r);
+        showPlan(form, `Plan: ${say.plan(b)}`, r);
       } else {
         toast('ok', say.done(b, r), r.notes);
         hidePlan();
