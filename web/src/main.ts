@@ -36,6 +36,7 @@ function render(): void {
   );
   networksTable(byId<HTMLTableElement>('networks-table'), networks, show);
   portsTable(byId<HTMLTableElement>('ports-table'), show);
+  filterPorts();
   forwardsTable(byId<HTMLTableElement>('forwards-table'), show);
   leasesTable(byId<HTMLTableElement>('leases-table'), leases);
   updateForwardNetworks(byId<HTMLFormElement>('forward-form'), networks);
@@ -51,6 +52,16 @@ function render(): void {
     plural(leases.length, 'lease'),
     plural(forwards, 'forward'),
   ].join(' · ');
+}
+
+/** Hides the port rows that do not contain the filter text (case-insensitive). */
+function filterPorts(): void {
+  const q = byId<HTMLInputElement>('port-filter').value.trim().toLowerCase();
+  byId('ports-table')
+    .querySelectorAll<HTMLTableRowElement>('tbody tr[data-port]')
+    .forEach((tr) => {
+      tr.hidden = q !== '' && !(tr.textContent ?? '').toLowerCase().includes(q);
+    });
 }
 
 let source: EventSource | null = null;
@@ -122,6 +133,7 @@ async function start(): Promise<void> {
 bindNetworkForm(byId<HTMLFormElement>('network-form'));
 bindForwardForm(byId<HTMLFormElement>('forward-form'));
 byId('plan-close').addEventListener('click', hidePlan);
+byId('port-filter').addEventListener('input', filterPorts);
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') hidePlan();
 });

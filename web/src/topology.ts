@@ -259,15 +259,58 @@ function portNode(p: ShowPort, x: number, y: number, active: boolean): SVGGEleme
   return g;
 }
 
+const COLLAPSED_KEY = 'kvmnet.collapsed';
+
+function collapsed(): Set<string> {
+  try {
+    const v: unknown = JSON.parse(localStorage.getItem(COLLAPSED_KEY) ?? '[]');
+    return new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  } catch {
+    return new Set();
+  }
+}
+
+function setCollapsed(name: string, on: boolean): void {
+  const s = collapsed();
+  if (on) s.add(name);
+  else s.delete(name);
+  try {
+    localStorage.setItem(COLLAPSED_KEY, JSON.stringify([...s]));
+  } catch {
+    // private mode: the choice lasts until the next redraw
+  }
+}
+
 /** The card of one network: a heading and its picture. */
 export function networkCard(n: ShowNetwork, def: NetworkStatus | undefined, width: number): HTMLElement {
   const up = n.ports.filter((p) => cableOf(p) === 'up').length;
+  const isCollapsed = collapsed().has(n.network);
+  const wrap = h('div', { class: 'topo-wrap', hidden: isCollapsed }, topology(n, def, width));
+  const toggle = h(
+    'button',
+    {
+      type: 'button',
+      class: 'collapse',
+      'aria-expanded': String(!isCollapsed),
+      'aria-label': `show or hide the picture of ${n.network}`,
+      title: 'show or hide the picture',
+    },
+    isCollapsed ? '▸' : '▾',
+  );
+  toggle.addEventListener('click', () => {
+    const hide = !wrap.hidden;
+    wrap.hidden = hide;
+    toggle.textContent = hide ? '▸' : '▾';
+    toggle.setAttribute('aria-expanded', String(!hide));
+    setCollapsed(n.network, hide);
+  });
   return h(
     'section',
     { class: `card network-card state-${n.state}`, 'data-testid': 'network-card', 'data-network': n.network },
     h(
       'header',
       { class: 'card-head' },
+      toggle,
       h('h3', {}, n.network),
       h('span', { class: `badge mode` }, n.mode),
       h('span', { class: `badge state ${n.state}` }, n.state),
@@ -288,6 +331,6 @@ export function networkCard(n: ShowNetwork, def: NetworkStatus | undefined, widt
             : ''),
       ),
     ),
-    h('div', { class: 'topo-wrap' }, topology(n, def, width)),
+    wrap,
   );
 }
