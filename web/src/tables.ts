@@ -66,7 +66,7 @@ function badge(text: string, cls: string): HTMLSpanElement {
 const enc = encodeURIComponent;
 
 export function networksTable(table: HTMLTableElement, nets: NetworkStatus[], show: ShowNetwork[]): void {
-  const ports = new Map(show.map((n) => [n.network, n.ports.length]));
+  const shown = new Map(show.map((n) => [n.network, n]));
   const body = h('tbody');
   for (const n of nets) {
     const auto = h('input', {
@@ -104,12 +104,25 @@ export function networksTable(table: HTMLTableElement, nets: NetworkStatus[], sh
     }
     actions.append(
       button('Undefine', 'undefine', 'danger', (b) => {
-        const running = n.state !== 'inactive' ? ' It is running: stop it first.' : '';
-        if (
-          !confirm(`Undefine network "${n.name}"? Its definition, ports and forwards are deleted.${running}`)
-        )
-          return;
-        return act(b, 'DELETE', `/api/networks/${enc(n.name)}`, undefined, `network ${n.name} undefined`);
+        const s = shown.get(n.name);
+        const nPorts = s?.ports.length ?? 0;
+        const nFwd = s?.forwards.length ?? 0;
+        const plural = (k: number, w: string): string => `${k} ${w}${k === 1 ? '' : 's'}`;
+        const also = [nPorts ? plural(nPorts, 'port') : '', nFwd ? plural(nFwd, 'forward') : '']
+          .filter(Boolean)
+          .join(' and ');
+        const text = [
+          `Undefine network "${n.name}"?`,
+          n.state !== 'inactive' ? 'It is stopped first.' : '',
+          also ? `Its ${also} ${nPorts + nFwd === 1 ? 'is' : 'are'} deleted with it.` : '',
+        ]
+          .filter(Boolean)
+          .join(' ');
+        if (!confirm(text)) return;
+        const path = withQuery(`/api/networks/${enc(n.name)}`, {
+          force: also || n.state !== 'inactive' ? '1' : undefined,
+        });
+        return act(b, 'DELETE', path, undefined, `network ${n.name} undefined`);
       }),
     );
     body.append(
@@ -128,7 +141,7 @@ export function networksTable(table: HTMLTableElement, nets: NetworkStatus[], sh
               n.uplink ? 'uplink ' : 'LAN',
               n.uplink ? h('span', { class: 'mono' }, n.uplink) : '',
             ),
-        h('td', { class: 'num' }, String(ports.get(n.name) ?? 0)),
+        h('td', { class: 'num' }, String(shown.get(n.name)?.ports.length ?? 0)),
         h('td', { class: 'center' }, auto),
         actions,
       ),
