@@ -5,7 +5,6 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_HOOKS_DIR, hookLogFile, installHook, uninstallHook } from '../engine/hook.js';
-import { renderInterfaceXml, virtInstallNetwork } from '../model/domain.js';
 import type { PortInput } from '../model/port.js';
 import type { CliContext } from './context.js';
 import { json, renderResult } from './output.js';
@@ -74,6 +73,7 @@ With the hook installed (kvmnet libvirt hook install), kvmnet learns the tap whe
         if (o.mac !== undefined) input.mac = o.mac;
         if (o.ip !== undefined) input.ip = o.ip;
         const r = await ctx.engine().libvirtInterface(input, { dryRun: o.dryRun });
+        const { renderInterfaceXml, virtInstallNetwork } = await import('../model/domain.js');
         const xml = renderInterfaceXml(r.bridge, r.port.mac, r.port.model);
         const virtInstall = virtInstallNetwork(r.bridge, r.port.mac, r.port.model);
         if (ctx.json()) return ctx.print(json({ ...r, xml, virtInstall }));

@@ -4,7 +4,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths } from '../engine/paths.js';
-import { parseDefinitionsFile, renderDefinitions } from '../model/definitions.js';
 import { inputError, KvmnetError } from '../model/errors.js';
 import type { CliContext } from './context.js';
 import { registerNet } from './net.js';
@@ -114,6 +113,7 @@ See docs/cli.md for every command and its JSON output.`,
           'check the path',
         );
       }
+      const { parseDefinitionsFile } = await import('../model/definitions.js');
       const file = parseDefinitionsFile(text, o.file);
       const r = await ctx.engine().apply(file.networks, file.forwards, { dryRun: o.dryRun });
       out(ctx.json() ? json(r) : renderResult(r));
@@ -129,6 +129,7 @@ See docs/cli.md for every command and its JSON output.`,
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action(async (o: { output?: string }) => {
       const defs = await ctx.engine().exportDefinitions();
+      const { renderDefinitions } = await import('../model/definitions.js');
       const text = ctx.json()
         ? json({
             version: 1,

@@ -2,11 +2,13 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { importNetworkXml, isNetworkXml, renderNetworkXml } from '../model/libvirt.js';
 import type { Engine } from '../engine/engine.js';
 import { inputError, KvmnetError } from '../model/errors.js';
-import { parseDefinitionsFile, renderDefinitions } from '../model/definitions.js';
-import { PERSIST_FORMATS, type PersistFormat } from '../render/persist.js';
+import { PERSIST_FORMATS, type PersistFormat } from '../render/persist-formats.js';
+
+// The XML and YAML libraries load only for the commands that use them (the daemon stays small).
+const libvirtXml = () => import('../model/libvirt.js');
+const definitionsFile = () => import('../model/definitions.js');
 import { parseDhcpRangeText, type NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
 import type { CliContext } from './context.js';
@@ -123,7 +125,7 @@ Examples:
             'change the XML instead',
           );
         }
-        const imported = importNetworkXml(xml);
+        const imported = (await libvirtXml()).importNetworkXml(xml);
         for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
         const input = { ...imported.input, ...(o.autostart ? { autostart: true } : {}) };
         const r = await ctx.engine().define(input, { dryRun: o.dryRun });
@@ -163,7 +165,7 @@ Examples:
       const def = (await ctx.engine().exportDefinitions()).networks.find((d) => d.name === i.name);
       if (!def)
         throw inputError('unknown-network', `network "${name}" is not defined`, 'see `kvmnet net list`');
-      const xml = renderNetworkXml(def);
+      const xml = (await libvirtXml()).renderNetworkXml(def);
       ctx.print(ctx.json() ? json({ name, xml }) : xml);
     });
 
@@ -184,6 +186,7 @@ Examples:
       // together before anything is stored, and the existing networks are left as they are.
       const engine = ctx.engine();
       const cur = await engine.exportDefinitions();
+      const { parseDefinitionsFile, renderDefinitions } = await definitionsFile();
       const stored = parseDefinitionsFile(
         renderDefinitions(cur.networks, cur.forwards),
         'the stored definitions',
@@ -326,7 +329,7 @@ async function readNetworkXml(arg: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-  return isNetworkXml(text) ? text : undefined;
+  return (await libvirtXml()).isNetworkXml(text) ? text : undefined;
 }
 
 /** Every libvirt network definition in `dir` (*.xml), with autostart from dir/autostart/. */
@@ -359,7 +362,7 @@ async function readLibvirtNetworks(dir: string): Promise<{ inputs: NetworkInput[
     const file = join(dir, n);
     let imported;
     try {
-      imported = importNetworkXml(await readFile(file, 'utf8'));
+      imported = (await libvirtXml()).importNetworkXml(await readFile(file, 'utf8'));
     } catch (e) {
       if (e instanceof KvmnetError)
         throw new KvmnetError(e.code, `${file}: ${e.message}`, e.hint === undefined ? {} : { hint: e.hint });

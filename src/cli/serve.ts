@@ -1,6 +1,7 @@
 // `kvmnet serve`: the HTTP API and the web page (src/daemon), in the foreground until SIGTERM.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { ApiServer, DEFAULT_PORT, parseListen } from '../daemon/server.js';
 import { loadOrCreateToken } from '../daemon/token.js';
@@ -59,6 +60,9 @@ Examples:
 Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
     )
     .action(async (o: ServeOpts) => {
+      // A long-running daemon with small bursts of work: keep V8's young generation at its initial
+      // 1 MB semi-spaces instead of letting it grow to 16 MB each (about 30 MB of RSS, for nothing).
+      setFlagsFromString('--semi-space-growth-factor=1');
       const engine = ctx.engine();
       const listen = o.listen === false ? undefined : parseListen(o.listen);
       const socket = o.socket === false ? undefined : (o.socket ?? join(engine.paths.runDir, 'kvmnet.sock'));

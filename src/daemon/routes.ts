@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import type { KvmnetError } from '../model/errors.js';
-import { networkInputOf } from '../model/definitions.js';
+import { networkInputOf } from '../model/input.js';
 import type { ForwardInput } from '../model/forward.js';
 import type { PortInput } from '../model/port.js';
 import {

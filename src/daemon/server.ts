@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { chmod, mkdir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import type { Engine } from '../engine/engine.js';
-import { describeIssue, issuePath } from '../model/definitions.js';
+import { describeIssue, issuePath } from '../model/input.js';
 import { failure, inputError, KvmnetError } from '../model/errors.js';
 import { parseIpv4 } from '../model/ipv4.js';
 import { EventHub } from './events.js';

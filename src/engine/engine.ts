@@ -3,7 +3,8 @@
 // The CLI and, later, the daemon are thin layers over this class.
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderPersist, type PersistFile, type PersistFormat, type PersistInput } from '../render/persist.js';
+// The YAML and XML libraries load only for the commands that need them (the daemon stays small).
+import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
 import { Host } from '../host/host.js';
@@ -54,7 +55,7 @@ import {
   type PortInput,
 } from '../model/port.js';
 import { readLeases, type Lease } from './leases.js';
-import { parseDomainXml, type DomainInterface } from '../model/domain.js';
+import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
@@ -521,6 +522,7 @@ export class Engine {
           })),
       ...(snap.mtu && snap.mtu !== 1500 ? { mtu: snap.mtu } : {}),
     };
+    const { renderPersist } = await import('../render/persist.js');
     const files = renderPersist(format, input);
     const written: string[] = [];
     if (opts.write) {
@@ -662,7 +664,7 @@ export class Engine {
     const notes: string[] = [];
     let interfaces: DomainInterface[];
     try {
-      interfaces = parseDomainXml(xml).interfaces;
+      interfaces = (await import('../model/domain.js')).parseDomainXml(xml).interfaces;
     } catch (e) {
       if (starting) throw e;
       // Stopping: forget the domain's taps by its name even without the XML.

@@ -18,8 +18,8 @@ import { Document, Scalar } from 'yaml';
 import { inputError } from '../model/errors.js';
 import { parseCidr, parseIpv4 } from '../model/ipv4.js';
 
-export const PERSIST_FORMATS = ['ifcfg', 'networkd', 'nm', 'ifupdown', 'netplan'] as const;
-export type PersistFormat = (typeof PERSIST_FORMATS)[number];
+import { PERSIST_FORMATS, type PersistFormat } from './persist-formats.js';
+export { PERSIST_FORMATS, type PersistFormat };
 
 export interface PersistRoute {
   /** "default" or an IPv4 CIDR. */
