@@ -1,0 +1,145 @@
+// Benchmark (issue 7): `kvmnet serve` with 10 running networks and 100 ports, in a namespace lab.
+// - RSS of the daemon idle (goal <= 60 MB), and while the page is open (an event stream and its
+//   polling), against a bare Node.js HTTP server measured in the same run.
+// - The page's load time in Debian's headless Chromium: from navigation to all 10 topologies drawn
+//   with their 100 VMs, against a bare static page of the same size class served by Node.js.
+//   npm run bench            (as root; never part of the test command)
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { chromium } from 'playwright-core';
+import { Daemon } from '../test/lib/daemon.js';
+import { Lab } from '../test/lib/lab.js';
+
+const NETWORKS = 10;
+const PORTS_PER_NETWORK = 10;
+const ROUNDS = Number(process.env.KVMNET_BENCH_ROUNDS ?? 7);
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** Median RSS over `n` samples one second apart. */
+async function settledRss(pid: number, n = 5): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    xs.push(await rssMb(pid));
+  }
+  return median(xs);
+}
+
+/** A bare Node.js HTTP server (the baseline): its own process, so its RSS is comparable. */
+async function bareServer(): Promise<{ pid: number; port: number; stop(): void }> {
+  const html = `<!doctype html><title>bare</title><p id="done">${'x'.repeat(2000)}</p>`;
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const h=require('http');const s=h.createServer((q,r)=>{r.setHeader('content-type','text/html');r.end(${JSON.stringify(html)})});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve) =>
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
+  return { pid: child.pid ?? 0, port, stop: () => child.kill('SIGTERM') };
+}
+
+async function main(): Promise<void> {
+  const lab = await Lab.create('bserve');
+  const bare = await bareServer();
+  let daemon: Daemon | undefined;
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    process.stderr.write(
+      `bench: defining and starting ${NETWORKS} networks with ${NETWORKS * PORTS_PER_NETWORK} ports…\n`,
+    );
+    daemon = await Daemon.start(lab);
+    const emptyRss = await settledRss(daemon.proc.child.pid ?? 0, 3);
+    for (let n = 0; n < NETWORKS; n++) {
+      const name = `net${n}`;
+      await daemon.ok('/api/networks', { method: 'POST', body: { name, subnet: `10.60.${n}.0/24` } }, 201);
+      await daemon.ok(`/api/networks/${name}/start`, { method: 'POST' });
+      for (let p = 0; p < PORTS_PER_NETWORK; p++)
+        await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
+    }
+    const pid = daemon.proc.child.pid ?? 0;
+    const idle = await settledRss(pid);
+    const bareIdle = await settledRss(bare.pid);
+
+    // The page: log in once (cookie), then time fresh loads until every topology is drawn.
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const page = await context.newPage();
+    await page.goto(daemon.loginUrl);
+    const loads: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now();
+      await page.goto(`${daemon.base}/`);
+      await page
+        .locator('[data-testid="network-card"]')
+        .nth(NETWORKS - 1)
+        .waitFor();
+      await page
+        .locator(`[data-testid="network-card"][data-network="net${NETWORKS - 1}"] svg`)
+        .getByText(`vm${NETWORKS - 1}-${PORTS_PER_NETWORK - 1}`, { exact: true })
+        .first()
+        .waitFor();
+      loads.push(performance.now() - t0);
+    }
+    const open = await settledRss(pid); // the page is still open: an event stream is polling
+    const bareLoads: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now();
+      await page.goto(`http://127.0.0.1:${bare.port}/`);
+      await page.locator('#done').waitFor();
+      bareLoads.push(performance.now() - t0);
+    }
+    await context.close();
+
+    const size = (await daemon.request('/api/show')).text.length;
+    const out = [
+      `kvmnet serve, ${NETWORKS} running networks, ${NETWORKS * PORTS_PER_NETWORK} ports (medians):`,
+      `  RSS empty state:          ${emptyRss.toFixed(1)} MB`,
+      `  RSS idle:                 ${idle.toFixed(1)} MB (goal <= 60 MB; ${idle <= 60 ? 'met' : 'NOT met'})`,
+      `  RSS with the page open:   ${open.toFixed(1)} MB`,
+      `  bare Node.js HTTP server: ${bareIdle.toFixed(1)} MB (ratio idle/bare ${(idle / bareIdle).toFixed(2)})`,
+      `  page load to ${NETWORKS} topologies drawn: ${median(loads).toFixed(0)} ms (min ${Math.min(...loads).toFixed(0)}, max ${Math.max(...loads).toFixed(0)}; ${ROUNDS} rounds)`,
+      `  bare static page:         ${median(bareLoads).toFixed(0)} ms (ratio ${(median(loads) / median(bareLoads)).toFixed(1)})`,
+      `  /api/show answer:         ${(size / 1024).toFixed(0)} KiB`,
+    ];
+    process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    await browser.close();
+    bare.stop();
+    if (daemon) {
+      await lab.kvmnet('down').catch(() => undefined);
+      await daemon.stop();
+    }
+    await lab.destroy();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
