@@ -61,6 +61,48 @@ async function bareServer(): Promise<{ pid: number; port: number; stop(): void }
   return { pid: child.pid ?? 0, port, stop: () => child.kill('SIGTERM') };
 }
 
+/** The Environment= lines of the shipped systemd unit: the daemon as it runs in production. */
+async function unitEnv(): Promise<NodeJS.ProcessEnv> {
+  const unit = await readFile(new URL('../../contrib/systemd/kvmnet-serve.service', import.meta.url), 'utf8');
+  const env: NodeJS.ProcessEnv = {};
+  for (const m of unit.matchAll(/^Environment=(?:"([^"]*)"|(\S+))\s*$/gm)) {
+    const kv = m[1] ?? m[2] ?? '';
+    const eq = kv.indexOf('=');
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
+/** Defines and starts the networks with their ports through the API. */
+async function populate(daemon: Daemon): Promise<void> {
+  for (let n = 0; n < NETWORKS; n++) {
+    const name = `net${n}`;
+    await daemon.ok('/api/networks', { method: 'POST', body: { name, subnet: `10.60.${n}.0/24` } }, 201);
+    await daemon.ok(`/api/networks/${name}/start`, { method: 'POST' });
+    for (let p = 0; p < PORTS_PER_NETWORK; p++)
+      await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
+  }
+}
+
+/** RSS (empty, idle after the work) of a daemon started with `env`, in its own lab. */
+async function rssWith(env: NodeJS.ProcessEnv): Promise<{ empty: number; idle: number }> {
+  const lab = await Lab.create('bserveu');
+  let daemon: Daemon | undefined;
+  try {
+    daemon = await Daemon.start(lab, [], env);
+    const pid = daemon.proc.child.pid ?? 0;
+    const empty = await settledRss(pid, 3);
+    await populate(daemon);
+    return { empty, idle: await settledRss(pid) };
+  } finally {
+    if (daemon) {
+      await lab.kvmnet('down').catch(() => undefined);
+      await daemon.stop();
+    }
+    await lab.destroy();
+  }
+}
+
 async function main(): Promise<void> {
   const lab = await Lab.create('bserve');
   const bare = await bareServer();
@@ -76,13 +118,7 @@ async function main(): Promise<void> {
     );
     daemon = await Daemon.start(lab);
     const emptyRss = await settledRss(daemon.proc.child.pid ?? 0, 3);
-    for (let n = 0; n < NETWORKS; n++) {
-      const name = `net${n}`;
-      await daemon.ok('/api/networks', { method: 'POST', body: { name, subnet: `10.60.${n}.0/24` } }, 201);
-      await daemon.ok(`/api/networks/${name}/start`, { method: 'POST' });
-      for (let p = 0; p < PORTS_PER_NETWORK; p++)
-        await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
-    }
+    await populate(daemon);
     const pid = daemon.proc.child.pid ?? 0;
     const idle = await settledRss(pid);
     const bareIdle = await settledRss(bare.pid);
@@ -117,10 +153,14 @@ async function main(): Promise<void> {
     await context.close();
 
     const size = (await daemon.request('/api/show')).text.length;
+    const env = await unitEnv();
+    process.stderr.write(`bench: again with the systemd unit's environment (${JSON.stringify(env)})…\n`);
+    const unit = await rssWith(env);
     const out = [
       `kvmnet serve, ${NETWORKS} running networks, ${NETWORKS * PORTS_PER_NETWORK} ports (medians):`,
       `  RSS empty state:          ${emptyRss.toFixed(1)} MB`,
-      `  RSS idle:                 ${idle.toFixed(1)} MB (goal <= 60 MB; ${idle <= 60 ? 'met' : 'NOT met'})`,
+      `  RSS idle:                 ${idle.toFixed(1)} MB (plain node)`,
+      `  RSS as the unit runs it:  ${unit.idle.toFixed(1)} MB idle, ${unit.empty.toFixed(1)} MB empty (goal <= 60 MB idle; ${unit.idle <= 60 ? 'met' : 'NOT met'})`,
       `  RSS with the page open:   ${open.toFixed(1)} MB`,
       `  bare Node.js HTTP server: ${bareIdle.toFixed(1)} MB (ratio idle/bare ${(idle / bareIdle).toFixed(2)})`,
       `  page load to ${NETWORKS} topologies drawn: ${median(loads).toFixed(0)} ms (min ${Math.min(...loads).toFixed(0)}, max ${Math.max(...loads).toFixed(0)}; ${ROUNDS} rounds)`,

@@ -91,7 +91,7 @@ export class Daemon {
   }
 
   /** Starts `kvmnet serve --json` in the lab's host namespace (extra arguments appended). */
-  static async start(lab: Lab, extra: string[] = []): Promise<Daemon> {
+  static async start(lab: Lab, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
     const fwd = await NsForwarder.start(lab.hostNs);
     const proc = Tracked.start(
       'ip',
@@ -107,7 +107,7 @@ export class Daemon {
         `127.0.0.1:${fwd.port}`,
         ...extra,
       ],
-      { env: lab.env() },
+      { env: { ...lab.env(), ...env } },
     );
     lab.tracked.push(proc);
     try {
