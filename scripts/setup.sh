@@ -11,7 +11,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3-gi gir1.2-nm-1.0 chromium fonts-liberation)
+packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3 python3-gi iptables gir1.2-nm-1.0 chromium fonts-liberation)
 # The packages of "$@" that are not installed, one per line.
 not_installed() {
   for p in "$@"; do
