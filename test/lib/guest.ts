@@ -738,6 +738,9 @@ export async function bootGuest(opts: BootGuestOptions): Promise<Guest> {
     'loglevel=1',
     'panic=-1',
     'mitigations=off',
+    // Under TCG on a busy host the kernel's IO-APIC timer check can miss its ticks and panic
+    // ("IO-APIC + timer doesn't work!"); virtual machines don't need that check.
+    'no_timer_check',
     `kvmnet.hostname=${opts.hostname}`,
     `kvmnet.dhcp_tries=${Math.max(1, Math.floor(opts.dhcpTries ?? 6))}`,
     `kvmnet.dhcp_timeout=${Math.max(1, Math.floor(opts.dhcpTimeoutS ?? 3))}`,
