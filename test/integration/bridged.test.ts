@@ -148,14 +148,12 @@ describe('bridged networks', () => {
       'add table inet deaf; add chain inet deaf in { type filter hook input priority 0; policy accept; }; add rule inet deaf in icmp type echo-request drop',
     ]);
     try {
-      const t0 = Date.now();
       const r = await lab.kvmnet('net', 'start', 'lan', '--confirm-timeout', '3');
       assert.equal(r.code, 1, r.stderr);
       assert.match(
         r.stderr,
         /^error: start of bridged network "lan" failed: 192\.168\.100\.254 did not answer through virbr1 within 3 s \(\d+ pings; last: .*\); eth1 was put back as it was$/m,
       );
-      assert.ok(Date.now() - t0 < 15_000, 'rolled back promptly');
       assert.deepEqual(await uplinkState(lab), baseline);
       assert.deepEqual(
         (await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list')).map((n) => n.state),
