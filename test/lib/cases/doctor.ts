@@ -80,7 +80,7 @@ export const DOCKER_RULES: string[][] = [
   ],
 ];
 
-/** Removes DOCKER_RULES (and doctor's additions) again. */
+/** Empties what DOCKER_RULES made (and doctor's additions); iptables-legacy cannot remove its tables. */
 export const DOCKER_UNDO: string[][] = [
   ['-F'],
   ['-X'],
@@ -237,7 +237,10 @@ export const DOCTOR_HOST_CASES: HostCase[] = [
   {
     name: "Docker's rules in iptables-nft",
     setup: ipt('iptables-nft', DOCKER_RULES),
-    undo: ipt('iptables-nft', DOCKER_UNDO),
+    undo: [
+      ['nft', 'delete', 'table', 'ip', 'filter'],
+      ['nft', 'delete', 'table', 'ip', 'nat'],
+    ],
     expect: ['br-netfilter', 'iptables-forward-drop:nft:virbr0'],
     breaks: ['lan', 'guest-to-guest'],
     repair: 'fix',
