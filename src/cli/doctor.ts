@@ -35,6 +35,7 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
       'after',
       `
 Exit status: 0 no findings (info notes do not count), 1 findings remain, 2 bad input.
+With --json: {findings, fixed, ok}, shapes in docs/cli.md.
 
 Only fixes that cannot fight another tool are applied: DOCKER-USER is the chain Docker keeps for the
 admin's rules; ip_forward is what running NAT/routed networks need anyway. Rules for someone else's
