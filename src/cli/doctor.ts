@@ -54,6 +54,7 @@ Examples:
         bridge: n.bridge,
         ...(n.subnet === undefined ? {} : { subnet: n.subnet }),
         ...(n.gateway === undefined ? {} : { gateway: n.gateway }),
+        ...(n.forwardDev === undefined ? {} : { forwardDev: n.forwardDev }),
         dhcp: n.dhcp !== null,
         running: n.state === 'active',
       }));

@@ -15,6 +15,8 @@ export interface NetworkFact {
   gateway?: string;
   dhcp: boolean;
   running: boolean;
+  /** nat/routed: the only interface its traffic leaves through (otherwise the default route's). */
+  forwardDev?: string;
 }
 
 export interface DoctorFacts {
@@ -69,8 +71,9 @@ interface Traffic {
 }
 
 /** The sample packets whose fate says whether a network works. */
-function trafficOf(n: NetworkFact, uplink: string, brnf: boolean): Traffic[] {
+function trafficOf(n: NetworkFact, defaultUplink: string, brnf: boolean): Traffic[] {
   const out: Traffic[] = [];
+  const uplink = n.forwardDev ?? defaultUplink;
   const sub = n.subnet ? parseCidr(n.subnet) : undefined;
   const gw = n.gateway ? parseIpv4(n.gateway) : undefined;
   const guest = sub ? (sub.addr + 2) >>> 0 : undefined;
