@@ -102,7 +102,14 @@ export interface AnalysisCase {
   addrs?: Array<{ ifname: string; cidr: string }>;
   missing?: string[];
   /** Besides the running NAT network "default" (virbr0, 192.168.122.0/24). */
-  extra?: Array<{ name: string; mode: string; bridge: string; subnet?: string; running: boolean }>;
+  extra?: Array<{
+    name: string;
+    mode: string;
+    bridge: string;
+    subnet?: string;
+    running: boolean;
+    forwardDev?: string;
+  }>;
   /** Exactly the finding ids expected. */
   expect: string[];
   /** Of those, the ones --fix may apply. */
@@ -188,6 +195,21 @@ export const DOCTOR_ANALYSIS_CASES: AnalysisCase[] = [
       'nft-forward-drop:inet/firewalld/filter_FORWARD:virbr3',
       'nft-input-drop:inet/firewalld/filter_INPUT:virbr0',
     ],
+  },
+  {
+    name: "a network with a forward device is checked leaving through it, not the default route's",
+    iptablesLegacy: 'forward-dev.iptables-save',
+    extra: [
+      {
+        name: 'fd',
+        mode: 'nat',
+        bridge: 'virbr5',
+        subnet: '10.50.0.0/24',
+        running: true,
+        forwardDev: 'eth2',
+      },
+    ],
+    expect: ['iptables-forward-drop:legacy:virbr0'],
   },
   {
     name: 'ip_forward turned off while a NAT network runs',
