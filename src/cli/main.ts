@@ -11,6 +11,7 @@ import { registerForward } from './forward.js';
 import { registerPort } from './port.js';
 import { registerLibvirt } from './libvirt.js';
 import { registerServe } from './serve.js';
+import { registerDrift } from './drift.js';
 import { json, renderResult } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -146,6 +147,7 @@ See docs/cli.md for every command and its JSON output.`,
   registerForward(program, ctx);
   registerLibvirt(program, ctx);
   registerServe(program, ctx, VERSION);
+  registerDrift(program, ctx);
   return program;
 }
 
