@@ -5,6 +5,8 @@ import { repairDrift, type Finding } from '../engine/drift.js';
 import type { Engine } from '../engine/engine.js';
 
 export const DEFAULT_REPAIR_INTERVAL_S = 5;
+/** How long a round waits for the state lock before it is skipped. */
+const LOCK_WAIT_MS = 2000;
 
 /** What a `repair` event carries. */
 export interface RepairEvent {
@@ -35,7 +37,7 @@ export class RepairLoop {
   /** One check-and-repair round; returns what it found (empty: nothing drifted). */
   async tick(): Promise<RepairEvent | undefined> {
     try {
-      const r = await repairDrift(this.engine, [], { dryRun: false });
+      const r = await repairDrift(this.engine, [], { dryRun: false, lockTimeoutMs: LOCK_WAIT_MS });
       if (r.findings.length === 0) return undefined;
       const ev: RepairEvent = {
         time: Date.now(),

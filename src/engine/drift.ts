@@ -519,7 +519,8 @@ export async function checkDrift(engine: Engine, names: string[] = []): Promise<
 export async function repairDrift(
   engine: Engine,
   names: string[] = [],
-  opts: { dryRun: boolean } = { dryRun: false },
+  /** lockTimeoutMs: give up (an error) when the state lock stays held longer (default 60 s). */
+  opts: { dryRun: boolean; lockTimeoutMs?: number } = { dryRun: false },
 ): Promise<RepairResult> {
   return engine.driftSession(async (s) => {
     const { state, targets } = await scope(engine, names);
@@ -558,7 +559,7 @@ export async function repairDrift(
       remaining,
       errors,
     };
-  });
+  }, opts.lockTimeoutMs);
 }
 
 /** The repair of a bridged network: its bridge, uplink, addresses and routes, then its taps. */

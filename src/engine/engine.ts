@@ -1075,14 +1075,16 @@ export class Engine {
   }
 
   /** Drift check and repair (src/engine/drift.ts): `fn` runs under the state lock with these verbs. */
-  async driftSession<T>(fn: (s: DriftSession) => Promise<T>): Promise<T> {
-    return this.locked(() =>
-      fn({
-        observe: (defs, applied) => this.observeFor(defs, applied),
-        start: (state, name, dryRun, restartDnsmasq) =>
-          this.startLocked(state, name, dryRun, 20, restartDnsmasq),
-        run: (plan) => this.runAtomically(plan),
-      }),
+  async driftSession<T>(fn: (s: DriftSession) => Promise<T>, lockTimeoutMs?: number): Promise<T> {
+    return this.locked(
+      () =>
+        fn({
+          observe: (defs, applied) => this.observeFor(defs, applied),
+          start: (state, name, dryRun, restartDnsmasq) =>
+            this.startLocked(state, name, dryRun, 20, restartDnsmasq),
+          run: (plan) => this.runAtomically(plan),
+        }),
+      lockTimeoutMs,
     );
   }
 
