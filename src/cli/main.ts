@@ -12,6 +12,7 @@ import { registerPort } from './port.js';
 import { registerLibvirt } from './libvirt.js';
 import { registerServe } from './serve.js';
 import { registerDoctor } from './doctor.js';
+import { registerDrift } from './drift.js';
 import { json, renderResult } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -148,6 +149,7 @@ See docs/cli.md for every command and its JSON output.`,
   registerLibvirt(program, ctx);
   registerServe(program, ctx, VERSION);
   registerDoctor(program, ctx);
+  registerDrift(program, ctx);
   return program;
 }
 

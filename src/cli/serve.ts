@@ -5,6 +5,8 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { ApiServer, DEFAULT_PORT, parseListen } from '../daemon/server.js';
 import { loadOrCreateToken } from '../daemon/token.js';
+import { DEFAULT_REPAIR_INTERVAL_S, RepairLoop } from '../daemon/repair.js';
+import { inputError } from '../model/errors.js';
 import type { CliContext } from './context.js';
 
 /** The built page: dist/web beside dist/src. */
@@ -15,6 +17,7 @@ interface ServeOpts {
   listen: string | false;
   allowRemote: boolean;
   tokenFile?: string;
+  repairInterval: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext, version: string): void {
@@ -42,6 +45,11 @@ export function registerServe(program: Command, ctx: CliContext, version: string
       false,
     )
     .option('--token-file <path>', 'the bearer token (default: STATE_DIR/api-token)')
+    .option(
+      '--repair-interval <seconds>',
+      'check running networks for drift and repair them this often; a `repair` event tells (0: off)',
+      String(DEFAULT_REPAIR_INTERVAL_S),
+    )
     .addHelpText(
       'after',
       `
@@ -63,6 +71,13 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
       // A long-running daemon with small bursts of work: keep V8's young generation at its initial
       // 1 MB semi-spaces instead of letting it grow to 16 MB each (about 30 MB of RSS, for nothing).
       setFlagsFromString('--semi-space-growth-factor=1');
+      const interval = Number(o.repairInterval);
+      if (!/^\d+(\.\d+)?$/.test(o.repairInterval) || !Number.isFinite(interval))
+        throw inputError(
+          'bad-repair-interval',
+          `--repair-interval ${o.repairInterval} is not a number of seconds`,
+          'give e.g. --repair-interval 5, or 0 to turn drift repair off',
+        );
       const engine = ctx.engine();
       const listen = o.listen === false ? undefined : parseListen(o.listen);
       const socket = o.socket === false ? undefined : (o.socket ?? join(engine.paths.runDir, 'kvmnet.sock'));
@@ -79,6 +94,12 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
         log: (m) => process.stderr.write(`kvmnet: ${m}\n`),
       });
       const where = await server.start();
+      const repair = new RepairLoop(
+        engine,
+        (event, data) => server.events.broadcast(event, data),
+        (m) => process.stderr.write(`kvmnet: ${m}\n`),
+      );
+      repair.start(interval);
       const login = where.url === undefined ? undefined : `${where.url}?token=${token}`;
       if (ctx.json())
         ctx.print(
@@ -101,7 +122,10 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
         const stop = (): void => {
           process.off('SIGTERM', stop);
           process.off('SIGINT', stop);
-          void server.close().then(resolve);
+          void repair
+            .stop()
+            .then(() => server.close())
+            .then(resolve);
         };
         process.on('SIGTERM', stop);
         process.on('SIGINT', stop);

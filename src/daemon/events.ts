@@ -53,6 +53,12 @@ export class EventHub {
     if (this.clients.size > 0) void this.refresh();
   }
 
+  /** Sends an event (e.g. `repair` from the daemon's drift repair) to every listener. */
+  broadcast(event: string, data: unknown): void {
+    const s = JSON.stringify(data);
+    for (const c of this.clients) send(c, event, s);
+  }
+
   close(): void {
     this.stopTimers();
     for (const c of this.clients) c.end();

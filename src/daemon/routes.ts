@@ -2,12 +2,15 @@
 // Every handler is one engine call, so the API answers what the CLI's --json prints.
 import type { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
+import { checkDrift, repairDrift } from '../engine/drift.js';
 import type { KvmnetError } from '../model/errors.js';
 import { networkInputOf } from '../model/input.js';
 import type { ForwardInput } from '../model/forward.js';
 import type { PortInput } from '../model/port.js';
 import {
   autostartBody,
+  checkSchema,
+  repairSchema,
   forwardBody,
   networkBody,
   portBody,
@@ -253,6 +256,24 @@ export const routes: Route[] = [
     summary: 'every network with its bridge, ports, VMs, addresses, link state and forwards',
     cli: 'kvmnet show --json',
     handler: (ctx) => ctx.engine.show(),
+  },
+  {
+    method: 'GET',
+    path: '/api/check',
+    summary: 'every difference between the running networks and the host',
+    cli: 'kvmnet check --json',
+    query: { network: 'only this network (repeat for several)' },
+    answer: checkSchema,
+    handler: (ctx) => checkDrift(ctx.engine, ctx.query.getAll('network')),
+  },
+  {
+    method: 'POST',
+    path: '/api/repair',
+    summary: 'restore what /api/check lists, touching nothing that is right',
+    cli: 'kvmnet repair --json',
+    query: { network: 'only this network (repeat for several)' },
+    answer: repairSchema,
+    handler: (ctx) => repairDrift(ctx.engine, ctx.query.getAll('network'), { dryRun: ctx.dryRun }),
   },
   {
     method: 'GET',

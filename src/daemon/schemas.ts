@@ -3,6 +3,7 @@
 // Structure is checked here (types, unknown keys); meaning (addresses, names, conflicts) is checked
 // by the same model functions the CLI goes through.
 import { z } from 'zod';
+import { DRIFT_KINDS, type DriftKind } from '../engine/drift.js';
 import { PROTOCOLS } from '../model/forward.js';
 import { NETWORK_MODES, networkFileSchema } from '../model/network.js';
 
@@ -72,4 +73,27 @@ export const statsSchema = z.object({
     z.string(),
     z.object({ rxBytes: z.number(), txBytes: z.number(), rxPackets: z.number(), txPackets: z.number() }),
   ),
+});
+
+export const findingSchema = z.object({
+  network: z.string(),
+  kind: z
+    .enum(DRIFT_KINDS as [DriftKind, ...DriftKind[]])
+    .describe('what differs (docs/cli.md, kvmnet check)'),
+  object: z.string().describe('the host object: a link, table, chain, map element, file or sysctl'),
+  expected: z.string(),
+  actual: z.string(),
+  fix: z.string().describe('what repair does about it'),
+});
+
+export const checkSchema = z.object({
+  networks: z.array(z.string()).describe('the running networks checked'),
+  findings: z.array(findingSchema),
+});
+
+export const repairSchema = checkSchema.extend({
+  dryRun: z.boolean(),
+  plans: z.array(z.unknown()).describe('the steps run (or, dry run, planned), per network'),
+  remaining: z.array(findingSchema).describe('what check finds after the repair'),
+  errors: z.array(z.string()).describe('networks whose repair failed (and was rolled back)'),
 });

@@ -68,6 +68,14 @@ export interface EngineOptions {
   note?: (msg: string) => void;
 }
 
+export interface DriftSession {
+  observe(defs: NetworkDef[], applied: AppliedNetwork[]): Promise<Observed>;
+  /** A network's reconcile (only the differences), as `net start` of a running network. */
+  start(state: StateData, name: string, dryRun: boolean, restartDnsmasq: boolean): Promise<NetworkPlan[]>;
+  /** Runs a plan's steps, rolling back on failure. */
+  run(plan: NetworkPlan): Promise<void>;
+}
+
 export type NetworkState = 'active' | 'inactive' | 'failed';
 
 export interface NetworkStatus extends NetworkDef {
@@ -1066,6 +1074,20 @@ export class Engine {
     reverter.success();
   }
 
+  /** Drift check and repair (src/engine/drift.ts): `fn` runs under the state lock with these verbs. */
+  async driftSession<T>(fn: (s: DriftSession) => Promise<T>, lockTimeoutMs?: number): Promise<T> {
+    return this.locked(
+      () =>
+        fn({
+          observe: (defs, applied) => this.observeFor(defs, applied),
+          start: (state, name, dryRun, restartDnsmasq) =>
+            this.startLocked(state, name, dryRun, 20, restartDnsmasq),
+          run: (plan) => this.runAtomically(plan),
+        }),
+      lockTimeoutMs,
+    );
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
   private async stockDefault(state: StateData, notes: string[]): Promise<NetworkDef> {
@@ -1111,6 +1133,7 @@ export class Engine {
     name: string,
     dryRun: boolean,
     confirmTimeout = 20,
+    restartDnsmasq = false,
   ): Promise<NetworkPlan[]> {
     const def = Engine.getDef(state, name);
     const driver = driverFor(def.mode);
@@ -1145,6 +1168,7 @@ export class Engine {
       { paths: this.paths, firewall: this.firewall },
       ports,
       dnat,
+      { restartDnsmasq },
     );
     plans.push(plan);
     if (dryRun) return plans;

@@ -80,6 +80,8 @@ export function planStart(
   ctx: PlanContext,
   ports: PortDef[],
   dnat: DnatEntry[] = [],
+  /** Drift repair after the bridge was re-created: restart a running dnsmasq too. */
+  opts: { restartDnsmasq?: boolean } = {},
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
   const steps: Step[] = [];
   const br = def.bridge;
@@ -183,13 +185,18 @@ export function planStart(
   const confFile = ctx.paths.dnsmasqConf(def.name);
   const pid = applied?.dnsmasq?.pid;
   const running = pid !== undefined && isOurDnsmasq(obs.procs.get(pid), confFile);
-  if (running && confChanged) {
-    steps.push({ kind: 'dnsmasq-stop', why: 'its configuration changed', pid });
+  const restart = confChanged || opts.restartDnsmasq === true;
+  if (running && restart) {
+    steps.push({
+      kind: 'dnsmasq-stop',
+      why: confChanged ? 'its configuration changed' : 'its bridge was re-created',
+      pid,
+    });
   }
-  if (!running || confChanged) {
+  if (!running || restart) {
     steps.push({
       kind: 'dnsmasq-start',
-      why: running ? 'restart with the new configuration' : 'not running',
+      why: running ? 'restart' : 'not running',
       confFile,
       pidFile: ctx.paths.dnsmasqPid(def.name),
       leaseFile: ctx.paths.leaseFile(def.name),

@@ -441,6 +441,7 @@ describe('kvmnet serve: the HTTP API', () => {
     assert.deepEqual(
       Object.keys(doc.paths).sort(),
       [
+        '/check',
         '/down',
         '/events',
         '/forwards',
@@ -454,6 +455,7 @@ describe('kvmnet serve: the HTTP API', () => {
         '/openapi.json',
         '/ports',
         '/ports/{ref}',
+        '/repair',
         '/session',
         '/show',
         '/stats',
