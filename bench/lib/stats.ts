@@ -1,10 +1,12 @@
 // Shared by the benchmarks: median/min/max of samples, ratio and goal formatting, timing of
 // commands, an env knob reader, and writing one section of docs/performance.md (only on request).
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { REPO } from '../../test/lib/lab.js';
+import { run } from '../../test/lib/proc.js';
 
 export interface Stats {
   median: number;
@@ -99,7 +101,10 @@ export async function writeSection(heading: string, body: string): Promise<void>
     const after = lines.slice(end).join('\n');
     out = `${before}\n${section}${after ? `\n${after}` : ''}`;
   }
-  await writeFile(file, out.trimEnd() + '\n');
+  await writeFile(file, out.replace(/\n{3,}/g, '\n\n').trimEnd() + '\n');
+  // Tables come out unaligned: the repository's prettier lays them out as `npm run check` wants.
+  const prettier = join(REPO, 'node_modules/.bin/prettier');
+  if (existsSync(prettier)) await run(prettier, ['--write', file]);
   process.stderr.write(`bench: wrote section "${heading}" of docs/performance.md\n`);
 }
 
