@@ -22,7 +22,7 @@ import {
   ms,
   note,
   ratio,
-  ROUNDS,
+  rounds,
   runMain,
   stats,
   table,
@@ -31,6 +31,7 @@ import {
   type Stats,
 } from './lib/stats.js';
 
+const ROUNDS = rounds(5);
 const NETS = knob('KVMNET_BENCH_NETS', 20);
 const RES_MAC = '52:54:00:9b:00:01';
 

@@ -22,7 +22,7 @@ import {
   machine,
   note,
   ratio,
-  ROUNDS,
+  rounds,
   runMain,
   stats,
   table,
@@ -30,6 +30,7 @@ import {
   type Stats,
 } from './lib/stats.js';
 
+const ROUNDS = rounds(5);
 const SECONDS = knob('KVMNET_BENCH_SECONDS', 10);
 const CONN_SECONDS = knob('KVMNET_BENCH_CONN_SECONDS', 5);
 const CONN_CONC = knob('KVMNET_BENCH_CONN_CONC', 8);

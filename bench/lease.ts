@@ -7,7 +7,7 @@
 // dnsmasq pings an address before offering it unless told `no-ping`; a new guest then waits for the
 // ping to time out (about 3 s) and retransmits meanwhile.
 //   node dist/bench/lease.js [--write]     (as root; part of `npm run bench`)
-// Knobs: KVMNET_BENCH_ROUNDS (5), KVMNET_BENCH_DHCP_T (1 s between DISCOVERs).
+// Knobs: KVMNET_BENCH_ROUNDS (10), KVMNET_BENCH_DHCP_T (1 s between DISCOVERs).
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,8 +15,9 @@ import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { must, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
-import { knob, machine, ms, note, ratio, ROUNDS, runMain, stats, table, writeSection } from './lib/stats.js';
+import { knob, machine, ms, note, ratio, rounds, runMain, stats, table, writeSection } from './lib/stats.js';
 
+const ROUNDS = rounds(10);
 const DHCP_T = knob('KVMNET_BENCH_DHCP_T', 1);
 
 interface Variant {

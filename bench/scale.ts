@@ -3,7 +3,7 @@
 // forwards), measured in the same run (goal ratio <= 1.5: O(1)), and the state store's size on disk
 // and in memory. In a namespace lab, removed afterwards.
 //   node dist/bench/scale.js [--write]     (as root; part of `npm run bench`)
-// Knobs: KVMNET_BENCH_ROUNDS (5), KVMNET_BENCH_PORTS (200), KVMNET_BENCH_FORWARDS (1000).
+// Knobs: KVMNET_BENCH_ROUNDS (15), KVMNET_BENCH_PORTS (200), KVMNET_BENCH_FORWARDS (1000).
 // With --inside (run by the bench itself in the lab's host namespace, node --expose-gc) it times
 // Engine.portAdd / Engine.forwardAdd in-process, without the CLI's process start-up.
 import { stat, writeFile } from 'node:fs/promises';
@@ -21,13 +21,14 @@ import {
   ms,
   note,
   ratio,
-  ROUNDS,
+  rounds,
   runMain,
   stats,
   table,
   writeSection,
 } from './lib/stats.js';
 
+const ROUNDS = rounds(15);
 const FEW_PORTS = 5;
 const FEW_FORWARDS = 10;
 const MANY_PORTS = knob('KVMNET_BENCH_PORTS', 200);

@@ -65,7 +65,10 @@ export function knob(name: string, dflt: number): number {
   return n;
 }
 
-export const ROUNDS = knob('KVMNET_BENCH_ROUNDS', 5);
+/** Rounds per measurement: KVMNET_BENCH_ROUNDS, else each bench's own default. */
+export function rounds(dflt: number): number {
+  return knob('KVMNET_BENCH_ROUNDS', dflt);
+}
 
 /** `--write` or KVMNET_BENCH_WRITE=1: results go into docs/performance.md. */
 export const WRITE_DOCS = process.argv.includes('--write') || process.env.KVMNET_BENCH_WRITE === '1';
