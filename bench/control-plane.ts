@@ -16,6 +16,7 @@ import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { run } from '../test/lib/proc.js';
 import {
+  cleanupOnSignal,
   goal,
   knob,
   machine,
@@ -263,6 +264,16 @@ async function main(): Promise<void> {
   let lab: Lab | undefined;
   let daemon: Daemon | undefined;
   const tools: Tool[] = [];
+  const cleanup = cleanupOnSignal(async () => {
+    for (const t of tools)
+      await t.cleanup().catch((e: unknown) => note(`cleanup of ${t.name}: ${String(e)}`));
+    if (daemon) await daemon.stop();
+    if (lab) await lab.destroy();
+    if (typeof lv !== 'string') {
+      await lv.daemon.stop();
+      await lv.lab.destroy();
+    }
+  });
   try {
     lab = await Lab.create('bcpk');
     if (typeof lv === 'string') note(`libvirt part skipped: ${lv}`);
@@ -286,14 +297,7 @@ async function main(): Promise<void> {
     report(samples, typeof lv === 'string' ? lv : null);
     await writeDocs(samples, typeof lv === 'string' ? lv : null);
   } finally {
-    for (const t of tools)
-      await t.cleanup().catch((e: unknown) => note(`cleanup of ${t.name}: ${String(e)}`));
-    if (daemon) await daemon.stop();
-    if (lab) await lab.destroy();
-    if (typeof lv !== 'string') {
-      await lv.daemon.stop();
-      await lv.lab.destroy();
-    }
+    await cleanup();
   }
 }
 

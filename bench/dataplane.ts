@@ -17,6 +17,7 @@ import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { must, run, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
 import {
+  cleanupOnSignal,
   goal,
   knob,
   machine,
@@ -181,6 +182,17 @@ async function main(): Promise<void> {
   const labs: Lab[] = [];
   let lv: Libvirtd | undefined;
   let lvSkipped: string | null = null;
+  const cleanup = cleanupOnSignal(async () => {
+    if (lv) {
+      await virsh(['net-destroy', 'kbnat']);
+      await virsh(['net-undefine', 'kbnat']);
+      await lv.stop();
+    }
+    for (const lab of labs) {
+      await lab.kvmnet('down').catch(() => undefined);
+      await lab.destroy();
+    }
+  });
   try {
     const klab = await Lab.create('bdpk');
     labs.push(klab);
@@ -279,15 +291,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    if (lv) {
-      await virsh(['net-destroy', 'kbnat']);
-      await virsh(['net-undefine', 'kbnat']);
-      await lv.stop();
-    }
-    for (const lab of labs) {
-      await lab.kvmnet('down').catch(() => undefined);
-      await lab.destroy();
-    }
+    await cleanup();
   }
 }
 

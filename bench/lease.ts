@@ -15,7 +15,19 @@ import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { must, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
-import { knob, machine, ms, note, ratio, rounds, runMain, stats, table, writeSection } from './lib/stats.js';
+import {
+  cleanupOnSignal,
+  knob,
+  machine,
+  ms,
+  note,
+  ratio,
+  rounds,
+  runMain,
+  stats,
+  table,
+  writeSection,
+} from './lib/stats.js';
 
 const ROUNDS = rounds(10);
 const DHCP_T = knob('KVMNET_BENCH_DHCP_T', 1);
@@ -92,6 +104,17 @@ async function main(): Promise<void> {
   const labs: Lab[] = [];
   let lv: Libvirtd | undefined;
   let lvSkipped: string | null = null;
+  const cleanup = cleanupOnSignal(async () => {
+    if (lv) {
+      await virsh(['net-destroy', 'kblease']);
+      await virsh(['net-undefine', 'kblease']);
+      await lv.stop();
+    }
+    for (const lab of labs) {
+      await lab.kvmnet('down').catch(() => undefined);
+      await lab.destroy();
+    }
+  });
   try {
     const klab = await Lab.create('blsk');
     labs.push(klab);
@@ -179,15 +202,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    if (lv) {
-      await virsh(['net-destroy', 'kblease']);
-      await virsh(['net-undefine', 'kblease']);
-      await lv.stop();
-    }
-    for (const lab of labs) {
-      await lab.kvmnet('down').catch(() => undefined);
-      await lab.destroy();
-    }
+    await cleanup();
   }
 }
 

@@ -14,6 +14,7 @@ import { Paths } from '../src/engine/paths.js';
 import { Lab, REPO } from '../test/lib/lab.js';
 import { run } from '../test/lib/proc.js';
 import {
+  cleanupOnSignal,
   fmt,
   goal,
   knob,
@@ -171,6 +172,10 @@ async function measure(lab: Lab, ports: number, forwards: number): Promise<Point
 
 async function main(): Promise<void> {
   const lab = await Lab.create('bscale');
+  const cleanup = cleanupOnSignal(async () => {
+    await lab.kvmnet('down').catch(() => undefined);
+    await lab.destroy();
+  });
   try {
     await lab.kvmnetOk('up');
     const file = join(lab.dir, 'forwards.yaml');
@@ -251,8 +256,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    await lab.kvmnet('down').catch(() => undefined);
-    await lab.destroy();
+    await cleanup();
   }
 }
 

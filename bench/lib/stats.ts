@@ -116,8 +116,30 @@ export function note(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
 }
 
+const cleanups: Array<() => Promise<void>> = [];
+
+/**
+ * Registers a bench's cleanup (its `finally` body) to run also on SIGINT/SIGTERM, so an interrupted
+ * run leaves no namespace, process or libvirt network behind. Returns it wrapped to run once.
+ */
+export function cleanupOnSignal(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  const once = (): Promise<void> => (p ??= fn());
+  cleanups.push(once);
+  return once;
+}
+
 /** Runs `main`, printing the error and exiting 1 on failure (cleanup is main's own `finally`). */
 export function runMain(main: () => Promise<void>): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      note(`${sig}: cleaning up`);
+      void (async () => {
+        for (const c of [...cleanups].reverse())
+          await c().catch((e: unknown) => note(`cleanup: ${String(e)}`));
+        process.exit(130);
+      })();
+    });
   main().catch((e: unknown) => {
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     process.exit(1);
