@@ -91,22 +91,17 @@ export class Libvirtd {
     ));
     this.started = true;
     await must('ip', ['netns', 'exec', this.lab.hostNs, 'virtlogd', '--daemon']);
-    // A root-only /dev/kvm (no udev here) makes libvirt drop its cached QEMU capabilities on every
-    // look-up; a root:kvm node bound over it in libvirtd's own mount namespace avoids that. Machines
-    // without /dev/kvm need nothing: libvirt then plans on TCG from the start.
-    let start = 'exec taskset -c 0 libvirtd --daemon';
-    if (
-      await lstat('/dev/kvm').then(
-        () => true,
-        () => false,
-      )
-    ) {
-      const kvm = join(this.lab.dir, 'kvm');
-      await must('mknod', ['-m', '0660', kvm, 'c', '10', '232']);
-      await must('chown', ['root:kvm', kvm]);
-      start = `mount --bind '${kvm}' /dev/kvm && ${start}`;
-    }
-    await must('ip', ['netns', 'exec', this.lab.hostNs, 'sh', '-c', start]);
+    const kvm = join(this.lab.dir, 'kvm');
+    await must('mknod', ['-m', '0660', kvm, 'c', '10', '232']);
+    await must('chown', ['root:kvm', kvm]);
+    await must('ip', [
+      'netns',
+      'exec',
+      this.lab.hostNs,
+      'sh',
+      '-c',
+      `mount --bind '${kvm}' /dev/kvm && exec taskset -c 0 libvirtd --daemon`,
+    ]);
     const deadline = Date.now() + 40_000;
     for (;;) {
       const r = await virsh(['uri']);
