@@ -12,23 +12,10 @@ import { Engine } from '../src/engine/engine.js';
 import { Paths } from '../src/engine/paths.js';
 import { Lab, REPO } from '../test/lib/lab.js';
 import { run } from '../test/lib/proc.js';
+import { fmt, rounds, stats, type Stats } from './lib/stats.js';
 
-const ROUNDS = Number(process.env.KVMNET_BENCH_ROUNDS ?? 15);
+const ROUNDS = rounds(15);
 const PROBE_PORT = 40000;
-
-interface Stats {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)] ?? NaN, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
-}
-
-const fmt = (s: Stats): string =>
-  `${s.median.toFixed(1)} ms (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)})`;
 
 /** In the host namespace: add and remove one forward ROUNDS times, timing the adds. */
 async function inside(): Promise<void> {

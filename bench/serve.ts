@@ -10,10 +10,11 @@ import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
 import { Daemon } from '../test/lib/daemon.js';
 import { Lab } from '../test/lib/lab.js';
+import { knob, median, runMain } from './lib/stats.js';
 
 const NETWORKS = 10;
 const PORTS_PER_NETWORK = 10;
-const ROUNDS = Number(process.env.KVMNET_BENCH_ROUNDS ?? 7);
+const ROUNDS = knob('KVMNET_BENCH_ROUNDS', 7);
 const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -23,11 +24,6 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -179,7 +175,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  process.exit(1);
-});
+runMain(main);

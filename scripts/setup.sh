@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for kvmnet: the system tools it drives (iproute2, nftables,
 # dnsmasq), the tools its tests use (busybox, socat, curl, QEMU, Debian's Chromium and a font for the
-# web page's browser test), the npm dependencies, and the build (bin/kvmnet runs dist/). Needs root
-# and Node.js >= 20.
+# web page's browser test), iperf3 for the data-plane benchmark, the npm dependencies, and the build
+# (bin/kvmnet runs dist/). Needs root and Node.js >= 20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3 python3-gi iptables gir1.2-nm-1.0 chromium fonts-liberation)
+packages=(iproute2 nftables dnsmasq-base procps kmod busybox-static socat curl qemu-system-x86 cpio xz-utils iputils-ping ifupdown netplan.io python3 python3-gi iptables gir1.2-nm-1.0 chromium fonts-liberation iperf3)
 # The packages of "$@" that are not installed, one per line.
 not_installed() {
   for p in "$@"; do

@@ -1,0 +1,298 @@
+// Benchmark (issue 9, part 3): the data plane. TCP throughput (iperf3) and new TCP connections per
+// second (bench/connrate.ts) from a guest namespace to the LAN namespace:
+//   - through a kvmnet NAT network (and, when this kvmnet has `net define --no-offload`, through one
+//     without the flowtable offload as well),
+//   - through the same path routed without NAT and without any firewall (bridge, forwarding, nothing
+//     else: the kernel's limit on this machine), built with ip commands in its own lab,
+//   - through libvirt's NAT network (Debian's libvirtd in its own lab; skipped with a note without it).
+// Rounds alternate the setups. Goal: kvmnet ≥ 95% of the routed limit, and above libvirt.
+//   node dist/bench/dataplane.js [--write]     (as root; part of `npm run bench`)
+// Knobs: KVMNET_BENCH_ROUNDS (5), KVMNET_BENCH_SECONDS (10, per iperf3 run),
+// KVMNET_BENCH_CONN_SECONDS (5), KVMNET_BENCH_CONN_CONC (8 connections in flight).
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Lab, LAN_ROUTER, HOST_LAN_IP, REPO } from '../test/lib/lab.js';
+import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
+import { must, run, Tracked } from '../test/lib/proc.js';
+import { timedLease } from './lib/dhcp.js';
+import {
+  cleanupOnSignal,
+  goal,
+  knob,
+  machine,
+  note,
+  ratio,
+  rounds,
+  runMain,
+  stats,
+  table,
+  writeSection,
+  type Stats,
+} from './lib/stats.js';
+
+const ROUNDS = rounds(5);
+const SECONDS = knob('KVMNET_BENCH_SECONDS', 10);
+const CONN_SECONDS = knob('KVMNET_BENCH_CONN_SECONDS', 5);
+const CONN_CONC = knob('KVMNET_BENCH_CONN_CONC', 8);
+const IPERF_PORT = 5201;
+const CONN_PORT = 5301;
+
+interface Setup {
+  name: string;
+  lab: Lab;
+  guest: string;
+}
+
+/** iperf3 and the connection-rate server in a lab's LAN namespace. */
+async function lanServers(lab: Lab): Promise<void> {
+  const iperf = Tracked.start('ip', [
+    'netns',
+    'exec',
+    lab.lanNs,
+    'iperf3',
+    '-s',
+    '-p',
+    String(IPERF_PORT),
+    '--forceflush',
+  ]);
+  lab.tracked.push(iperf);
+  await iperf.waitFor(/listening/i);
+  const conn = Tracked.start('ip', [
+    'netns',
+    'exec',
+    lab.lanNs,
+    process.execPath,
+    join(REPO, 'dist/bench/connrate.js'),
+    '--server',
+    String(CONN_PORT),
+  ]);
+  lab.tracked.push(conn);
+  await conn.waitFor(/listening/);
+}
+
+/** The guest's route out: a lease from the network's DHCP server. */
+async function dhcpGuest(lab: Lab, short: string, bridge: string): Promise<string> {
+  const ns = await lab.addGuest(short, bridge);
+  await timedLease(ns, short); // libvirt's dnsmasq pings first: more tries than lab.dhcp() makes
+  return ns;
+}
+
+async function kvmnetSetups(lab: Lab, offloadFlag: boolean): Promise<Setup[]> {
+  await lab.kvmnetOk('net', 'define', 'bnat', '--subnet', '10.88.0.0/24', '--bridge', 'kbnat');
+  await lab.kvmnetOk('net', 'start', 'bnat');
+  const out: Setup[] = [{ name: 'kvmnet NAT', lab, guest: await dhcpGuest(lab, 'g1', 'kbnat') }];
+  if (offloadFlag) {
+    await lab.kvmnetOk(
+      'net',
+      'define',
+      'bnooff',
+      '--subnet',
+      '10.88.1.0/24',
+      '--bridge',
+      'kbnooff',
+      '--no-offload',
+    );
+    await lab.kvmnetOk('net', 'start', 'bnooff');
+    out.push({ name: 'kvmnet NAT --no-offload', lab, guest: await dhcpGuest(lab, 'g2', 'kbnooff') });
+  }
+  await lanServers(lab);
+  return out;
+}
+
+/** Bridge + forwarding in the host namespace, no NAT, no firewall; the LAN routes the subnet back. */
+async function routedSetup(lab: Lab): Promise<Setup> {
+  const h = (...args: string[]): Promise<string> => must('ip', ['-n', lab.hostNs, ...args]);
+  await h('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  await h('addr', 'add', '10.89.0.1/24', 'dev', 'br0');
+  await h('link', 'set', 'br0', 'up');
+  await must('ip', ['netns', 'exec', lab.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  await must('ip', ['-n', lab.lanNs, 'route', 'add', '10.89.0.0/24', 'via', HOST_LAN_IP]);
+  const g = await lab.addGuest('g1', 'br0');
+  await must('ip', ['-n', g, 'addr', 'add', '10.89.0.2/24', 'dev', 'eth0']);
+  await must('ip', ['-n', g, 'route', 'add', 'default', 'via', '10.89.0.1']);
+  await lanServers(lab);
+  return { name: 'routed, no NAT', lab, guest: g };
+}
+
+async function libvirtSetup(lab: Lab): Promise<Setup> {
+  const file = join(lab.dir, 'kbnat.xml');
+  await writeFile(
+    file,
+    `<network><name>kbnat</name><forward mode='nat'/><bridge name='kbbr0' stp='on' delay='0'/>
+<ip address='192.168.151.1' netmask='255.255.255.0'><dhcp><range start='192.168.151.2' end='192.168.151.254'/></dhcp></ip></network>\n`,
+  );
+  const r1 = await virsh(['net-define', file]);
+  if (r1.code !== 0) throw new Error(`virsh net-define: ${r1.stderr}`);
+  const r2 = await virsh(['net-start', 'kbnat']);
+  if (r2.code !== 0) throw new Error(`virsh net-start: ${r2.stderr}`);
+  const g = await dhcpGuest(lab, 'g1', 'kbbr0');
+  await lanServers(lab);
+  return { name: 'libvirt NAT', lab, guest: g };
+}
+
+async function iperf(s: Setup): Promise<number> {
+  const r = await s.lab.exec(
+    s.guest,
+    ['iperf3', '-c', LAN_ROUTER, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-J'],
+    (SECONDS + 30) * 1000,
+  );
+  const j = JSON.parse(r.stdout || '{}') as {
+    error?: string;
+    end?: { sum_received?: { bits_per_second?: number } };
+  };
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (r.code !== 0 || bps === undefined) throw new Error(`iperf3 in ${s.name}: ${j.error ?? r.stderr}`);
+  return bps / 1e9;
+}
+
+async function connRate(s: Setup): Promise<{ rate: number; errors: number }> {
+  const r = await s.lab.exec(
+    s.guest,
+    [
+      process.execPath,
+      join(REPO, 'dist/bench/connrate.js'),
+      '--client',
+      LAN_ROUTER,
+      String(CONN_PORT),
+      String(CONN_SECONDS),
+      String(CONN_CONC),
+    ],
+    (CONN_SECONDS + 30) * 1000,
+  );
+  if (r.code !== 0) throw new Error(`connrate in ${s.name}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { rate: number; errors: number };
+}
+
+async function offloadSupported(lab: Lab): Promise<boolean> {
+  const r = await lab.kvmnet('net', 'define', '--help');
+  return r.stdout.includes('--no-offload');
+}
+
+async function flowtables(lab: Lab): Promise<string> {
+  const r = await run('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'flowtables']);
+  const names = [...r.stdout.matchAll(/flowtable (\S+)/g)].map((m) => m[1]);
+  return names.length ? `flowtable ${names.join(', ')}` : 'no flowtable';
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['iperf3'])
+    if ((await run('sh', ['-c', `command -v ${tool}`])).code !== 0)
+      throw new Error(`${tool} is not installed (scripts/setup.sh installs it)`);
+  const labs: Lab[] = [];
+  let lv: Libvirtd | undefined;
+  let lvSkipped: string | null = null;
+  const cleanup = cleanupOnSignal(async () => {
+    if (lv) {
+      await virsh(['net-destroy', 'kbnat']);
+      await virsh(['net-undefine', 'kbnat']);
+      await lv.stop();
+    }
+    for (const lab of labs) {
+      await lab.kvmnet('down').catch(() => undefined);
+      await lab.destroy();
+    }
+  });
+  try {
+    const klab = await Lab.create('bdpk');
+    labs.push(klab);
+    const offload = await offloadSupported(klab);
+    const setups = await kvmnetSetups(klab, offload);
+    const kvmnetFlow = await flowtables(klab);
+    const rlab = await Lab.create('bdpr');
+    labs.push(rlab);
+    setups.push(await routedSetup(rlab));
+    if (!existsSync('/usr/sbin/libvirtd')) lvSkipped = 'libvirt is not installed';
+    else {
+      const llab = await Lab.create('bdplv');
+      labs.push(llab);
+      try {
+        lv = await Libvirtd.start(llab);
+        setups.push(await libvirtSetup(llab));
+      } catch (e) {
+        lvSkipped = `libvirt could not run here: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+    if (lvSkipped) note(`libvirt part skipped: ${lvSkipped}`);
+    if (!offload) note('this kvmnet has no `net define --no-offload`: measuring its default only');
+
+    const gbps: Record<string, number[]> = {};
+    const conns: Record<string, number[]> = {};
+    const errors: Record<string, number> = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let i = 0; i < setups.length; i++) {
+        const s = setups[(r + i) % setups.length];
+        if (!s) continue;
+        (gbps[s.name] ??= []).push(await iperf(s));
+        const c = await connRate(s);
+        (conns[s.name] ??= []).push(c.rate);
+        errors[s.name] = (errors[s.name] ?? 0) + c.errors;
+      }
+      note(`round ${r + 1}/${ROUNDS} done`);
+    }
+
+    const g = (n: string): Stats | null => (gbps[n]?.length ? stats(gbps[n] ?? []) : null);
+    const c = (n: string): Stats | null => (conns[n]?.length ? stats(conns[n] ?? []) : null);
+    const limit = g('routed, no NAT');
+    const libvirt = g('libvirt NAT');
+    const limitC = c('routed, no NAT');
+    const libvirtC = c('libvirt NAT');
+    const rel = (x: Stats | null, base: Stats | null, lim: number): string =>
+      x && base ? goal(ratio(x.median, base.median), lim, false) : '—';
+    const relPlain = (x: Stats | null, base: Stats | null): string =>
+      x && base ? ratio(x.median, base.median).toFixed(2) : '—';
+    const rows = setups.map((s) => {
+      const kv = s.name.startsWith('kvmnet');
+      const x = g(s.name);
+      const y = c(s.name);
+      return [
+        s.name,
+        x ? `${x.median.toFixed(2)} Gbit/s (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : '—',
+        kv ? rel(x, limit, 0.95) : relPlain(x, limit),
+        kv ? rel(x, libvirt, 1) : relPlain(x, libvirt),
+        y ? `${y.median.toFixed(0)}/s (${y.min.toFixed(0)}–${y.max.toFixed(0)})` : '—',
+        relPlain(y, limitC),
+        relPlain(y, libvirtC),
+        String(errors[s.name] ?? 0),
+      ];
+    });
+    const head = [
+      'path',
+      'TCP throughput',
+      '/ routed',
+      '/ libvirt',
+      'new connections',
+      '/ routed',
+      '/ libvirt',
+      'conn. errors',
+    ];
+    const out = [
+      `data plane, guest namespace → LAN namespace: median (min–max) of ${ROUNDS} rounds; iperf3 ${SECONDS} s, connections ${CONN_SECONDS} s with ${CONN_CONC} in flight`,
+      `  kvmnet NAT runs with ${kvmnetFlow}${offload ? '' : ' (this kvmnet has no --no-offload)'}`,
+    ];
+    if (lvSkipped) out.push(`  (libvirt skipped: ${lvSkipped})`);
+    for (const row of rows)
+      out.push(
+        `  ${(row[0] ?? '').padEnd(24)} ${row[1]}  /routed ${row[2]}  /libvirt ${row[3]}`,
+        `  ${''.padEnd(24)} ${row[4]}  /routed ${row[5]}  /libvirt ${row[6]}  errors ${row[7]}`,
+      );
+    process.stdout.write(out.join('\n') + '\n');
+    await writeSection(
+      'Data plane (bench/dataplane.ts)',
+      [
+        `\`node dist/bench/dataplane.js --write\`, ${machine()}; median (min–max) of ${ROUNDS} rounds, the`,
+        'setups alternated. A guest namespace (veth into the bridge) sends to the LAN namespace through the host',
+        `namespace: \`iperf3 -c … -t ${SECONDS}\` (one TCP stream), then bench/connrate.ts opens TCP connections`,
+        `for ${CONN_SECONDS} s, ${CONN_CONC} at a time, each accepted and closed by the server. "routed, no NAT" is a bridge`,
+        "with forwarding on and no firewall at all (the kernel's limit here); libvirt is Debian's libvirtd",
+        `with its iptables rules. kvmnet's NAT network ran with ${kvmnetFlow}.`,
+        lvSkipped ? `\n**libvirt skipped in this run:** ${lvSkipped}\n` : '',
+        table(head, rows),
+      ].join('\n'),
+    );
+  } finally {
+    await cleanup();
+  }
+}
+
+runMain(main);
