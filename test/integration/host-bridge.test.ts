@@ -23,6 +23,7 @@ describe('a network on an existing host bridge', () => {
     await must('ip', ['-n', lab.hostNs, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', lab.hostNs, 'link', 'set', 'br0', 'up']);
     await must('ip', ['-n', lab.hostNs, 'addr', 'add', '10.90.0.1/24', 'dev', 'br0']);
+    await lab.acceptHostChanges(); // the host's own bridge, which stays after kvmnet is gone
     brBefore = await brAddrs();
     await writeFile(
       join(lab.dir, 'hb.xml'),
@@ -64,7 +65,7 @@ describe('a network on an existing host bridge', () => {
       'the bridge is still there',
     );
     const nft = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'ruleset']);
-    assert.equal(nft.trim(), '', 'no firewall rules for a host bridge');
+    assert.equal(nft, lab.hostRuleset, 'no firewall rules for a host bridge');
   });
 
   test('a bridge the host does not have is refused', async () => {
