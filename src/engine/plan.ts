@@ -80,6 +80,7 @@ export function planStart(
   ctx: PlanContext,
   ports: PortDef[],
   dnat: DnatEntry[] = [],
+  peerBridges: string[] = [],
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
   const steps: Step[] = [];
   const br = def.bridge;
@@ -156,7 +157,7 @@ export function planStart(
 
   steps.push(...planPorts(ports, br, obs, def.mtu));
 
-  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat), applied?.firewall, obs.fw);
+  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat, peerBridges), applied?.firewall, obs.fw);
   if (fw.script !== '')
     steps.push({
       kind: 'nft',
