@@ -343,7 +343,16 @@ export class Lab {
         const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
         if (comm.trim() !== 'dnsmasq') kill(pid);
       }
-      // Everything of kvmnet's goes: its ports (their taps outlive a stopped network), then its networks.
+      // Everything of kvmnet's goes: forwards (a forward to a VM holds its port), ports (their taps
+      // outlive a stopped network), then its networks.
+      const fwds = await this.kvmnet('forward', 'list', '--json');
+      if (fwds.code !== 0) problems.push(`kvmnet forward list exited ${fwds.code}: ${fwds.stderr.trim()}`);
+      else {
+        for (const f of JSON.parse(fwds.stdout || '[]') as Array<{ id: string; network: string }>) {
+          const d = await this.kvmnet('forward', 'del', f.network, f.id);
+          if (d.code !== 0) problems.push(`kvmnet forward del ${f.id} exited ${d.code}: ${d.stderr.trim()}`);
+        }
+      }
       const list = await this.kvmnet('port', 'list', '--json');
       if (list.code !== 0) problems.push(`kvmnet port list exited ${list.code}: ${list.stderr.trim()}`);
       else {
