@@ -84,6 +84,12 @@ export function registerNet(program: Command, ctx: CliContext): void {
       '--uplink <nic>',
       'bridge mode: the host NIC that becomes the bridge port (its address moves to the bridge)',
     )
+    .option(
+      '--peer <net>',
+      "routed: a defined routed network whose guests may reach this one's and back (repeatable; " +
+        'guests of different networks are otherwise isolated)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24 (the gateway is its first host)')
     .option('--bridge <name>', 'bridge name (default: lowest free virbrN)')
     .option('--gateway <ip>', "the host's address on the bridge (default: first host of the subnet)")
@@ -106,9 +112,13 @@ Modes:
             addresses and routes); the LAN's router and DHCP server serve the guests.
             No --subnet, --gateway, --dhcp-range, --no-dhcp, --domain or --mac.
 
+Isolation: guests of two kvmnet networks never reach each other (port forwards on the host's
+addresses excepted), unless both networks are routed and one names the other with --peer.
+
 Examples:
   kvmnet net define lab --mode nat --subnet 10.10.0.0/24 --dhcp-range 10.10.0.100-10.10.0.199 --domain lab --autostart
   kvmnet net define iso --mode isolated --subnet 10.20.0.0/24
+  kvmnet net define r2 --mode routed --subnet 10.31.0.0/24 --peer r1   # r1: routed, defined before
   kvmnet net define lan --mode bridge --uplink eth1 --bridge virbr1
   virsh net-dumpxml default > default.xml && kvmnet net define default.xml [--autostart]`,
     )
@@ -140,6 +150,7 @@ Examples:
       if (o.mac !== undefined) input.mac = o.mac;
       if (o.uplink !== undefined) input.uplink = o.uplink;
       if (o.forwardDev !== undefined) input.forwardDev = o.forwardDev;
+      if (o.peer !== undefined) input.peers = o.peer;
       if (!o.dhcp && o.dhcpRange !== undefined) {
         throw inputError(
           'conflicting-options',
@@ -310,6 +321,7 @@ interface DefineOpts {
   mode: string;
   uplink?: string;
   forwardDev?: string;
+  peer?: string[];
   subnet?: string;
   bridge?: string;
   gateway?: string;

@@ -27,7 +27,7 @@ export interface NetworkDriver {
   readonly summary: string;
   readonly capabilities: DriverCapabilities;
   /** The firewall intent of a running network with these port forwards (already resolved). */
-  firewall(def: NetworkDef, dnat: DnatEntry[]): FirewallIntent;
+  firewall(def: NetworkDef, dnat: DnatEntry[], peerBridges?: string[]): FirewallIntent;
   /** Host-wide sysctls a running network of this mode needs (only ever raised, never lowered back). */
   sysctls(def: NetworkDef): Record<string, string>;
 }
@@ -37,6 +37,7 @@ export function l3Intent(
   def: NetworkDef,
   forward: FirewallIntent['forward'],
   dnat: DnatEntry[],
+  peerBridges: string[] = [],
 ): FirewallIntent {
   return {
     network: def.name,
@@ -47,5 +48,6 @@ export function l3Intent(
     gateway: l3(def).gateway,
     dnat,
     ...(def.forwardDev === undefined ? {} : { forwardDev: def.forwardDev }),
+    ...(forward === 'routed' && peerBridges.length > 0 ? { peerBridges } : {}),
   };
 }

@@ -22,7 +22,7 @@ import {
   type FirewallIntent,
 } from '../render/nft.js';
 import { routeLine, type UplinkSnapshot } from './bridged.js';
-import { dnatOf, portsOf, type DriftSession, type Engine } from './engine.js';
+import { dnatOf, peersOf, portsOf, type DriftSession, type Engine } from './engine.js';
 import type { Paths } from './paths.js';
 import { dnsmasqFiles, isOurDnsmasq, planPorts, type NetworkPlan, type Observed, type Step } from './plan.js';
 import type { AppliedNetwork, StateData } from './store.js';
@@ -495,7 +495,7 @@ async function findingsOf(
         applied,
         obs,
         ports: portsOf(state, def.name),
-        ...(l3net ? { intent: driver.firewall(def, dnatOf(state, def)) } : {}),
+        ...(l3net ? { intent: driver.firewall(def, dnatOf(state, def), peersOf(state, def)) } : {}),
         sysctls: l3net ? driver.sysctls(def) : {},
         paths: engine.paths,
       }),

@@ -24,6 +24,8 @@ import {
 } from '../model/forward.js';
 import {
   buildNetwork,
+  checkPeers,
+  peerBridgesOf,
   isL3,
   l3,
   diffNetworks,
@@ -210,6 +212,7 @@ export class Engine {
       const bridge =
         input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...obs.links.keys()]));
       const def = buildNetwork({ ...input, bridge }, { others, host: usage });
+      checkPeers([...others, def]);
       const result: OpResult & { network: NetworkDef } = {
         dryRun: opts.dryRun,
         definitions: [{ network: def.name, change: 'define', details: describeDef(def) }],
@@ -388,6 +391,7 @@ export class Engine {
         }
         defs.push(buildNetwork({ ...input, bridge }, { others: defs, host: usage }));
       }
+      checkPeers(defs);
       const result: OpResult = { dryRun: opts.dryRun, definitions: [], plans: [], notes: [] };
       const next: Record<string, NetworkDef> = {};
       for (const d of defs) {
@@ -902,7 +906,7 @@ export class Engine {
     const applied = await this.store.loadApplied(name);
     if (!applied) return [];
     const def = Engine.getDef(state, name);
-    const intent = driverFor(def.mode).firewall(def, dnatOf(state, def));
+    const intent = driverFor(def.mode).firewall(def, dnatOf(state, def), peersOf(state, def));
     const change = this.firewall.planNetwork(intent, applied.firewall, await this.firewall.observe());
     const steps: Step[] = change.script
       ? [{ kind: 'nft', why: change.reasons.join('; '), script: change.script, undo: change.undo }]
@@ -1160,6 +1164,7 @@ export class Engine {
     }
     const ports = portsOf(state, name);
     const dnat = dnatOf(state, def);
+    const peers = peersOf(state, def);
     const { plan, firewall } = planStart(
       def,
       driver,
@@ -1168,6 +1173,7 @@ export class Engine {
       { paths: this.paths, firewall: this.firewall },
       ports,
       dnat,
+      peers,
       { restartDnsmasq },
     );
     plans.push(plan);
@@ -1225,7 +1231,7 @@ export class Engine {
       );
     }
     reverter.success();
-    await this.verify(def, rec, ports, dnat);
+    await this.verify(def, rec, ports, dnat, peers);
     return plans;
   }
 
@@ -1438,10 +1444,11 @@ export class Engine {
     rec: AppliedNetwork,
     ports: PortDef[],
     dnat: DnatEntry[],
+    peers: string[],
   ): Promise<void> {
     const obs = await this.observeFor([def], [rec]);
     const ctx = { paths: this.paths, firewall: this.firewall };
-    const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat);
+    const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
     if (plan.steps.length > 0) {
       throw failure(
         'verify-failed',
@@ -1606,6 +1613,11 @@ function compareForwards(a: ForwardDef, b: ForwardDef): number {
   );
 }
 
+/** The bridges of the routed networks `def` is peered with (isolation exceptions, see peerBridgesOf). */
+export function peersOf(state: StateData, def: NetworkDef): string[] {
+  return peerBridgesOf(def, Object.values(state.networks));
+}
+
 /** The DNAT entries of a network's forwards, VM targets resolved to their current reservation. */
 export function dnatOf(state: StateData, def: NetworkDef): DnatEntry[] {
   const ports = Object.values(state.ports);
@@ -1713,6 +1725,7 @@ export function describeDef(d: NetworkDef): string[] {
     `bridge ${d.bridge}`,
     `subnet ${d.subnet} gateway ${d.gateway}`,
     ...(d.forwardDev !== undefined ? [`forward dev ${d.forwardDev}`] : []),
+    ...(d.peers?.length ? [`peers ${d.peers.join(', ')}`] : []),
     d.dhcp ? `dhcp ${d.dhcp.start}-${d.dhcp.end}` : 'dhcp off',
     ...(d.domain ? [`domain ${d.domain}`] : []),
     ...(d.mtu !== undefined ? [`mtu ${d.mtu}`] : []),

@@ -80,6 +80,7 @@ export function planStart(
   ctx: PlanContext,
   ports: PortDef[],
   dnat: DnatEntry[] = [],
+  peerBridges: string[] = [],
   /** Drift repair after the bridge was re-created: restart a running dnsmasq too. */
   opts: { restartDnsmasq?: boolean } = {},
 ): { plan: NetworkPlan; firewall: AppliedFirewall } {
@@ -158,7 +159,7 @@ export function planStart(
 
   steps.push(...planPorts(ports, br, obs, def.mtu));
 
-  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat), applied?.firewall, obs.fw);
+  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat, peerBridges), applied?.firewall, obs.fw);
   if (fw.script !== '')
     steps.push({
       kind: 'nft',

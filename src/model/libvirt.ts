@@ -237,6 +237,7 @@ export function importNetworkXml(text: string): XmlImport {
   if (meta) {
     const mine = readKvmnetMetadata(meta, notes);
     if (mine.autostart !== undefined) input.autostart = mine.autostart;
+    if (mine.peers !== undefined) input.peers = mine.peers;
     uplink = mine.uplink;
   }
 
@@ -453,9 +454,12 @@ function xpathOf(e: KvmnetError, paths: FieldPaths): string {
   return '/network';
 }
 
-function readKvmnetMetadata(meta: El, notes: string[]): { autostart?: boolean; uplink?: string } {
+function readKvmnetMetadata(
+  meta: El,
+  notes: string[],
+): { autostart?: boolean; uplink?: string; peers?: string[] } {
   const node = meta.node;
-  const out: { autostart?: boolean; uplink?: string } = {};
+  const out: { autostart?: boolean; uplink?: string; peers?: string[] } = {};
   for (const key of Object.keys(node)) {
     if (key.startsWith('@') || key === '#text') continue;
     for (const c of meta.children(key)) {
@@ -466,6 +470,9 @@ function readKvmnetMetadata(meta: El, notes: string[]): { autostart?: boolean; u
         if (a !== undefined) out.autostart = a;
         const u = c.attr('uplink');
         if (u !== undefined) out.uplink = u;
+        // Peered routed networks (isolation exceptions), comma-separated names.
+        const p = c.attr('peers');
+        if (p !== undefined) out.peers = p.split(',').filter((x) => x !== '');
         c.done();
       } else {
         notes.push(`${c.path}: another application's metadata, not kept`);
@@ -677,6 +684,7 @@ export function renderNetworkXml(def: NetworkDef): string {
     '@xmlns:kvmnet': KVMNET_XMLNS,
     '@uplink': def.uplink,
     '@autostart': def.autostart ? 'yes' : undefined,
+    '@peers': def.peers?.length ? def.peers.join(',') : undefined,
   });
   if (def.mode === 'bridge') {
     n.forward = { '@mode': 'bridge' };

@@ -111,6 +111,11 @@ export interface NetworkDef {
    * through (libvirt's `<forward dev>`); absent: any interface.
    */
   forwardDev?: string;
+  /**
+   * routed networks: other routed networks whose guests may reach this one's and back (isolation
+   * between kvmnet networks is otherwise total). One side naming the other suffices.
+   */
+  peers?: string[];
 }
 
 /** A network that owns a subnet (every mode but bridge). */
@@ -146,6 +151,7 @@ export interface NetworkInput {
   dhcpHosts?: DhcpHost[];
   dns?: DnsConfig;
   forwardDev?: string;
+  peers?: string[];
 }
 
 const dnsFileSchema = z
@@ -208,6 +214,7 @@ export const networkFileSchema = z
       .optional(),
     dns: dnsFileSchema.optional(),
     forwardDev: z.string().optional(),
+    peers: z.array(z.string()).optional(),
   })
   .strict();
 
@@ -455,6 +462,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     [input.dhcpHosts, 'dhcpHosts'],
     [input.dns, 'dns'],
     [input.forwardDev, 'forwardDev'],
+    [input.peers, 'peers'],
   ] as const) {
     if (given !== undefined) {
       throw inputError(
@@ -625,6 +633,7 @@ export function diffNetworks(a: NetworkDef, b: NetworkDef): string[] {
     dhcpHosts: d.dhcpHosts?.length ? JSON.stringify(d.dhcpHosts) : '(none)',
     dns: d.dns === undefined ? '(default)' : JSON.stringify(d.dns),
     forwardDev: d.forwardDev ?? '(any)',
+    peers: d.peers?.length ? d.peers.join(',') : '(none)',
   });
   const fa = flat(a);
   const fb = flat(b);
@@ -830,7 +839,79 @@ function checkExtras(
       );
     out.forwardDev = input.forwardDev;
   }
+  if (input.peers !== undefined && input.peers.length > 0) {
+    if (input.mode !== 'routed')
+      throw fieldError(
+        'peers',
+        'invalid-option',
+        `peers are for routed networks, not ${input.mode ?? 'nat'}`,
+        'guests of two networks reach each other only when both are routed; drop --peer',
+      );
+    const peers: string[] = [];
+    for (const p of input.peers) {
+      if (!NAME_RE.test(p))
+        throw fieldError(
+          'peers',
+          'invalid-peer',
+          `peer "${p}" is not a network name`,
+          'name a routed network',
+        );
+      if (p === input.name)
+        throw fieldError(
+          'peers',
+          'invalid-peer',
+          `network "${p}" cannot be its own peer`,
+          'drop it from peers',
+        );
+      if (!peers.includes(p)) peers.push(p);
+    }
+    out.peers = peers.sort();
+  }
   return out;
+}
+
+/**
+ * Peers across all definitions: each names a defined routed network. Checked on the whole set (a
+ * definitions file may name a peer defined further down), and again when a peer changes mode.
+ */
+export function checkPeers(defs: NetworkDef[]): void {
+  const byName = new Map(defs.map((d) => [d.name, d]));
+  for (const d of defs) {
+    for (const p of d.peers ?? []) {
+      const o = byName.get(p);
+      if (!o)
+        throw fieldError(
+          'peers',
+          'unknown-peer',
+          `peer "${p}" of network "${d.name}" is not defined`,
+          'define the routed network first, or drop it from peers',
+        );
+      if (o.mode !== 'routed')
+        throw fieldError(
+          'peers',
+          'invalid-peer',
+          `peer "${p}" of network "${d.name}" is ${o.mode}, not routed`,
+          'only routed networks can be peered; drop it from peers',
+        );
+    }
+  }
+}
+
+/**
+ * The bridges of the routed networks `def` renders peer pairs with: the peers it names, and those
+ * naming it, but a pair named by both is rendered by the network with the lower name only.
+ * Peers that are no longer defined or no longer routed are left out.
+ */
+export function peerBridgesOf(def: NetworkDef, all: NetworkDef[]): string[] {
+  if (def.mode !== 'routed') return [];
+  const out: string[] = [];
+  for (const p of def.peers ?? []) {
+    const o = all.find((x) => x.name === p);
+    if (!o || o.mode !== 'routed' || o.name === def.name) continue;
+    if ((o.peers ?? []).includes(def.name) && o.name < def.name) continue;
+    out.push(o.bridge);
+  }
+  return out.sort();
 }
 
 function checkDns(dns: DnsConfig, _subnet: Cidr): DnsConfig {

@@ -2,6 +2,9 @@
 //
 // Layout: a fixed skeleton of base chains that dispatch through verdict maps keyed by bridge name
 // (NAT too: postrouting dispatches on the ingress bridge of forwarded packets), and per network a few regular chains (net_<name>_in/out/host/nat).
+// Isolation: forwarded traffic from one kvmnet bridge to another goes through chain `between`
+// first, which drops it unless the pair is in `net_peers` (each bridge with itself, peered routed
+// networks both ways) or it is a port forward.
 // Starting or stopping one network touches only its chains and its map elements, in one
 // transaction; the skeleton is rewritten only when it differs from what is rendered here.
 import { createHash } from 'node:crypto';
@@ -31,6 +34,12 @@ export interface FirewallIntent {
    * traffic) in match `iifname DEV`. Absent: any interface.
    */
   forwardDev?: string;
+  /**
+   * routed only: bridges of the routed networks this one is peered with (`peers`, either side
+   * suffices; each pair is rendered by one of the two). Traffic between any other two kvmnet
+   * bridges is dropped (chain `between`).
+   */
+  peerBridges?: string[];
 }
 
 export interface ChainSpec {
@@ -49,7 +58,16 @@ export interface ElementSpec {
 }
 
 /** Maps and sets keyed by interface name: their keys are quoted in nft syntax. */
-const IFNAME_KEYED = new Set(['fwd_in', 'fwd_out', 'host_in', 'nat_out', 'hairpin', 'dhcp_bridges']);
+const IFNAME_KEYED = new Set([
+  'fwd_in',
+  'fwd_out',
+  'host_in',
+  'nat_out',
+  'hairpin',
+  'dhcp_bridges',
+  'net_bridges',
+  'net_peers',
+]);
 
 /** What an element maps to, as observation reports it (jump target or data). */
 export function elementData(e: ElementSpec): string | undefined {
@@ -87,12 +105,24 @@ const BASE_CHAINS: BaseChain[] = [
     ],
   },
   {
+    name: 'between',
+    decl: '',
+    // Isolation: from one kvmnet bridge to another only within a network (a bridge is paired with
+    // itself) or between peered routed networks; port forwards are published on the host's
+    // addresses, so guests of other networks reach them as the LAN does.
+    rules: ['iifname . oifname @net_peers return', 'ct status dnat return', 'drop'],
+  },
+  {
     name: 'forward',
     decl: 'type filter hook forward priority filter; policy accept;',
     json: { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' },
-    // Traffic into a network is judged first, so a network's "in" rules also guard it from
-    // other networks' guests; then traffic out of a network.
-    rules: ['oifname vmap @fwd_in', 'iifname vmap @fwd_out'],
+    // Network to network first (isolation), then traffic into a network, so a network's "in"
+    // rules also guard it from the outside; then traffic out of a network.
+    rules: [
+      'iifname @net_bridges oifname @net_bridges jump between',
+      'oifname vmap @fwd_in',
+      'iifname vmap @fwd_out',
+    ],
   },
   {
     name: 'input',
@@ -141,6 +171,8 @@ export const BASE_MAPS: Array<{ name: string; decl: string }> = [
 export const BASE_SETS: Array<{ name: string; decl: string }> = [
   { name: 'dhcp_bridges', decl: 'type ifname;' },
   { name: 'gateways', decl: 'type ipv4_addr;' },
+  { name: 'net_bridges', decl: 'type ifname;' },
+  { name: 'net_peers', decl: 'type ifname . ifname;' },
 ];
 
 function tagOf(text: string): string {
@@ -233,10 +265,20 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
   chains.push({ name: n.in, rules: inRules }, { name: n.out, rules: outRules });
   chains.push({ name: n.host, rules: ['udp dport { 53, 67 } accept', 'tcp dport 53 accept'] });
   const elements: ElementSpec[] = [
+    { map: 'net_bridges', key: intent.bridge },
+    { map: 'net_peers', key: `${intent.bridge} . ${intent.bridge}` },
+  ];
+  for (const p of intent.forward === 'routed' ? (intent.peerBridges ?? []) : []) {
+    elements.push(
+      { map: 'net_peers', key: `${intent.bridge} . ${p}` },
+      { map: 'net_peers', key: `${p} . ${intent.bridge}` },
+    );
+  }
+  elements.push(
     { map: 'fwd_in', key: intent.bridge, jump: n.in },
     { map: 'fwd_out', key: intent.bridge, jump: n.out },
     { map: 'host_in', key: intent.bridge, jump: n.host },
-  ];
+  );
   if (intent.forward !== 'none') {
     // Hairpin: a guest reaching a forward of its own network gets the reply through the host.
     chains.push({ name: n.hairpin, rules: [`ip saddr ${s} ip daddr ${s} ct status dnat masquerade`] });
@@ -266,7 +308,12 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
 }
 
 function keyText(e: ElementSpec): string {
-  return IFNAME_KEYED.has(e.map) ? JSON.stringify(e.key) : e.key;
+  if (!IFNAME_KEYED.has(e.map)) return e.key;
+  // net_peers: "virbr0 . virbr1", each name quoted.
+  return e.key
+    .split(' . ')
+    .map((k) => JSON.stringify(k))
+    .join(' . ');
 }
 
 function elementText(e: ElementSpec): string {

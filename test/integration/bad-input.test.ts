@@ -14,12 +14,13 @@ describe('bad input', () => {
 
   before(async () => {
     lab = await Lab.create('bad');
-    await lab.kvmnetOk('up');
-    await lab.kvmnetOk('net', 'define', 'lab2', '--subnet', '10.10.0.0/24', '--bridge', 'virbr7');
     // Something the host already uses: an address on a veth and a route.
     await must('ip', ['-n', lab.hostNs, 'link', 'add', 'vx0', 'type', 'veth', 'peer', 'name', 'vx1']);
     await must('ip', ['-n', lab.hostNs, 'addr', 'add', '10.99.0.1/24', 'dev', 'vx0']);
     await must('ip', ['-n', lab.hostNs, 'route', 'add', '172.20.0.0/16', 'via', '192.168.100.254']);
+    await lab.acceptHostChanges(); // the host's own interface and route, set up on purpose
+    await lab.kvmnetOk('up');
+    await lab.kvmnetOk('net', 'define', 'lab2', '--subnet', '10.10.0.0/24', '--bridge', 'virbr7');
   });
   after(async () => {
     await lab.destroy();

@@ -43,6 +43,7 @@ describe('bridged networks', () => {
     // One default route, with a metric: it must come back exactly, metric included.
     await must('ip', ['-n', lab.hostNs, 'route', 'del', 'default']);
     await must('ip', ['-n', lab.hostNs, 'route', 'add', 'default', 'via', LAN_ROUTER, 'metric', '100']);
+    await lab.acceptHostChanges(); // the host's route with a metric: it must come back so
     baseline = await uplinkState(lab);
   });
   after(async () => {

@@ -100,6 +100,7 @@ describe('port forwards', () => {
       `web sees ${LAN_ROUTER}\n`,
       'a forward without --host-ip listens on every host address',
     );
+    await must('ip', ['-n', lab.hostNs, 'addr', 'del', '192.168.100.240/24', 'dev', 'eth1']);
   });
 
   test('forwards are map elements: the rule count does not grow with them', async () => {

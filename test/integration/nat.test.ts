@@ -27,6 +27,7 @@ describe('default NAT network', () => {
       'add table inet other; add chain inet other c; add rule inet other c tcp dport 9 counter accept',
     ]);
     await must('ip', ['-n', lab.hostNs, 'link', 'add', 'br-other', 'type', 'bridge']);
+    await lab.acceptHostChanges();
   });
   after(async () => {
     await lab.destroy();

@@ -13,6 +13,7 @@ describe('up on a host that already uses the stock subnet', () => {
     await must('ip', ['-n', lab.hostNs, 'link', 'add', 'virbr0', 'type', 'veth', 'peer', 'name', 'virbr0p']);
     await must('ip', ['-n', lab.hostNs, 'addr', 'add', '192.168.122.5/24', 'dev', 'virbr0']);
     await must('ip', ['-n', lab.hostNs, 'route', 'add', '192.168.123.0/24', 'via', '192.168.100.254']);
+    await lab.acceptHostChanges();
   });
   after(async () => {
     await lab.destroy();

@@ -7,6 +7,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { must, run, Tracked, type RunResult } from './proc.js';
+import {
+  diffHostState,
+  FOREIGN_NFT,
+  recordHostState,
+  ROOT_SYSCTLS,
+  SPARE_ADDR,
+  SPARE_LINK,
+  SPARE_ROUTE,
+  type HostState,
+} from './hostcheck.js';
 
 /** The repository root (this file runs from dist/test/lib). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -29,6 +39,11 @@ export class Lab {
   readonly guests: string[] = [];
   readonly tracked: Tracked[] = [];
   private guestIndex = 0;
+  /** The host check (hostcheck.ts): root namespace at create, host namespace once the admin's objects are in. */
+  private rootBefore: HostState | undefined;
+  private hostBefore: HostState | undefined;
+  private hostCheck = true;
+  private destroyed = false;
 
   private constructor(
     readonly name: string,
@@ -52,6 +67,7 @@ export class Lab {
     // Like /var/lib and /run: dnsmasq, once it dropped root, must reach its hosts files.
     await chmod(lab.dir, 0o755);
     try {
+      lab.rootBefore = await recordHostState(null, ROOT_SYSCTLS);
       for (const ns of [lab.hostNs, lab.lanNs]) {
         await must('ip', ['netns', 'add', ns]);
         await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -78,6 +94,27 @@ export class Lab {
       // Let carrier and operstate settle, so before/after snapshots compare only kvmnet's doing.
       await lab.waitUp(lab.hostNs, 'eth1');
       await lab.waitUp(lab.lanNs, 'eth0');
+      // The admin's own objects, which kvmnet must leave exactly as they are.
+      await must('ip', ['netns', 'exec', lab.hostNs, 'nft', '-f', '-'], { input: FOREIGN_NFT });
+      // (A veth pair: this kernel has no dummy module.)
+      await must('ip', [
+        '-n',
+        lab.hostNs,
+        'link',
+        'add',
+        SPARE_LINK,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `${SPARE_LINK}p`,
+      ]);
+      await must('ip', ['-n', lab.hostNs, 'addr', 'add', SPARE_ADDR, 'dev', SPARE_LINK]);
+      await must('ip', ['-n', lab.hostNs, 'link', 'set', `${SPARE_LINK}p`, 'up']);
+      await must('ip', ['-n', lab.hostNs, 'link', 'set', SPARE_LINK, 'up']);
+      await lab.waitUp(lab.hostNs, SPARE_LINK);
+      await must('ip', ['-n', lab.hostNs, 'route', 'add', SPARE_ROUTE, 'via', '203.0.113.254']);
+      lab.hostBefore = await recordHostState(lab.hostNs);
     } catch (e) {
       await lab.destroy();
       throw e;
@@ -258,21 +295,94 @@ export class Lab {
       .sort((a, b) => a - b);
   }
 
-  /** Stops tracked servers, ends every process left in the lab's namespaces (by PID), deletes them. */
+  /** The host namespace's own nftables ruleset (the admin's table), as teardown expects it. */
+  get hostRuleset(): string {
+    return this.hostBefore?.nft ?? '';
+  }
+
+  /**
+   * The host namespace as it is now becomes what teardown expects (after `kvmnet down`). For tests
+   * that change the host on purpose (a host bridge, Docker's rules): call it right after making the
+   * change and before kvmnet adds anything of its own.
+   */
+  async acceptHostChanges(): Promise<void> {
+    this.hostBefore = await recordHostState(this.hostNs);
+  }
+
+  /** No host-namespace comparison at teardown (the root namespace is still checked); say why. */
+  skipHostCheck(reason: string): void {
+    if (reason.trim() === '') throw new Error('skipHostCheck needs a reason');
+    this.hostCheck = false;
+  }
+
+  /**
+   * Stops tracked servers, deletes guest namespaces, removes kvmnet's ports (`kvmnet port del`) and
+   * runs `kvmnet down`, checks the host (the
+   * lab's host namespace as recorded, the root namespace unchanged), then ends every process left
+   * in the lab's namespaces (by PID) and deletes them. Throws, after cleaning up, if the check fails.
+   */
   async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
     for (const t of this.tracked) await t.stop().catch(() => {});
-    const all = [...this.guests, this.lanNs, this.hostNs];
-    for (const ns of all) {
-      for (const pid of await this.pids(ns).catch(() => [])) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
+    await this.killIn(this.guests);
+    for (const ns of this.guests) await run('ip', ['netns', 'del', ns]);
+    const problems = await this.checkHost().catch((e: unknown) => [`host check failed to run: ${String(e)}`]);
+    await this.killIn([this.lanNs, this.hostNs]);
+    for (const ns of [this.lanNs, this.hostNs]) await run('ip', ['netns', 'del', ns]);
+    await rm(this.dir, { recursive: true, force: true });
+    if (problems.length)
+      throw new Error(`host check of lab ${this.name} failed:\n  ${problems.join('\n  ')}`);
+  }
+
+  private async checkHost(): Promise<string[]> {
+    const problems: string[] = [];
+    if (this.hostBefore && this.hostCheck) {
+      // Whatever the test left running in the host namespace (a daemon, QEMU) except kvmnet's dnsmasq.
+      for (const pid of await this.pids(this.hostNs)) {
+        const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+        if (comm.trim() !== 'dnsmasq') kill(pid);
+      }
+      // Everything of kvmnet's goes: forwards (a forward to a VM holds its port), ports (their taps
+      // outlive a stopped network), then its networks.
+      const fwds = await this.kvmnet('forward', 'list', '--json');
+      if (fwds.code !== 0) problems.push(`kvmnet forward list exited ${fwds.code}: ${fwds.stderr.trim()}`);
+      else {
+        for (const f of JSON.parse(fwds.stdout || '[]') as Array<{ id: string; network: string }>) {
+          const d = await this.kvmnet('forward', 'del', f.network, f.id);
+          if (d.code !== 0) problems.push(`kvmnet forward del ${f.id} exited ${d.code}: ${d.stderr.trim()}`);
         }
       }
+      const list = await this.kvmnet('port', 'list', '--json');
+      if (list.code !== 0) problems.push(`kvmnet port list exited ${list.code}: ${list.stderr.trim()}`);
+      else {
+        for (const p of JSON.parse(list.stdout || '[]') as Array<{ id: string }>) {
+          const d = await this.kvmnet('port', 'del', p.id);
+          if (d.code !== 0) problems.push(`kvmnet port del ${p.id} exited ${d.code}: ${d.stderr.trim()}`);
+        }
+      }
+      const r = await this.kvmnet('down');
+      if (r.code !== 0) problems.push(`kvmnet down exited ${r.code}: ${r.stderr.trim()}`);
+      const after = await recordHostState(this.hostNs);
+      problems.push(...diffHostState(this.hostBefore, after).map((d) => `host namespace: ${d}`));
     }
-    for (const ns of all) await run('ip', ['netns', 'del', ns]);
-    await rm(this.dir, { recursive: true, force: true });
+    if (this.rootBefore) {
+      const after = await recordHostState(null, ROOT_SYSCTLS);
+      problems.push(...diffHostState(this.rootBefore, after).map((d) => `ROOT namespace: ${d}`));
+    }
+    return problems;
+  }
+
+  private async killIn(namespaces: string[]): Promise<void> {
+    for (const ns of namespaces) for (const pid of await this.pids(ns).catch(() => [])) kill(pid);
+  }
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
   }
 }
 

@@ -12,7 +12,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driverFor } from '../../src/drivers/registry.js';
 import { parseDefinitions } from '../../src/model/definitions.js';
-import { buildNetwork, type NetworkDef } from '../../src/model/network.js';
+import { buildNetwork, checkPeers, peerBridgesOf, type NetworkDef } from '../../src/model/network.js';
 import { renderDnsmasqConf, renderNetworkDhcpHosts, renderNetworkHosts } from '../../src/render/dnsmasq.js';
 import { buildFragment, renderFragment, renderSkeleton } from '../../src/render/nft.js';
 
@@ -27,17 +27,22 @@ const CASES = readdirSync(GOLDEN, { withFileTypes: true })
   .map((d) => d.name)
   .sort();
 
-function loadCase(name: string): NetworkDef {
+/** The case's network is the file's first; any others are only its context (e.g. its routed peers). */
+function loadCase(name: string): { def: NetworkDef; peers: string[] } {
   const file = join(GOLDEN, name, 'network.yaml');
   const inputs = parseDefinitions(readFileSync(file, 'utf8'), relative(REPO, file));
-  assert.equal(inputs.length, 1, `${relative(REPO, file)} must define exactly one network`);
-  const input = inputs[0];
-  assert.ok(input);
-  return buildNetwork({ ...input, bridge: input.bridge ?? 'virbr9' }, { others: [] });
+  assert.ok(inputs.length >= 1, `${relative(REPO, file)} must define a network`);
+  const defs: NetworkDef[] = [];
+  for (const input of inputs)
+    defs.push(buildNetwork({ ...input, bridge: input.bridge ?? 'virbr9' }, { others: defs }));
+  checkPeers(defs);
+  const def = defs[0];
+  assert.ok(def);
+  return { def, peers: peerBridgesOf(def, defs) };
 }
 
 /** dnsmasq.conf and nft.txt; dhcp-hosts and hosts too when the network has static hosts or DNS records. */
-function renderCase(def: NetworkDef): Record<string, string> {
+function renderCase({ def, peers }: { def: NetworkDef; peers: string[] }): Record<string, string> {
   const n = def.name;
   const dhcpHosts = renderNetworkDhcpHosts(def);
   const hosts = renderNetworkHosts(def);
@@ -50,7 +55,7 @@ function renderCase(def: NetworkDef): Record<string, string> {
       dhcpHostsFile: `/run/kvmnet/net/${n}/dhcp-hosts`,
       hostsFile: `/run/kvmnet/net/${n}/hosts`,
     }),
-    'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def, []))),
+    'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def, [], peers))),
   };
 }
 

@@ -43,8 +43,8 @@ const LAB_DNAT: DnatEntry[] = [
   { proto: 'tcp', port: 8080, targetIp: '10.10.0.50', targetPort: 80 },
   { hostIp: '192.168.100.239', proto: 'udp', port: 5353, targetIp: '10.10.0.60', targetPort: 53 },
 ];
-const intentOf = (d: NetworkDef, dnat: DnatEntry[] = []): FirewallIntent =>
-  driverFor(d.mode).firewall(d, dnat);
+const intentOf = (d: NetworkDef, dnat: DnatEntry[] = [], peers: string[] = []): FirewallIntent =>
+  driverFor(d.mode).firewall(d, dnat, peers);
 const LAB_INTENT = intentOf(LAB, LAB_DNAT);
 const QUIET_INTENT = intentOf(QUIET);
 const LAB_TAG = `lab#${buildFragment(LAB_INTENT).tag}`;
@@ -222,7 +222,8 @@ describe('parseNftJson', () => {
       obs.chains,
       new Map<string, Array<string | undefined>>([
         ['dnat_fwd', [SKEL_TAG, SKEL_TAG]],
-        ['forward', [SKEL_TAG, SKEL_TAG]],
+        ['between', [SKEL_TAG, SKEL_TAG, SKEL_TAG]],
+        ['forward', [SKEL_TAG, SKEL_TAG, SKEL_TAG]],
         ['input', [SKEL_TAG]],
         ['postrouting', [SKEL_TAG, SKEL_TAG]],
         ['prerouting', [SKEL_TAG]],
@@ -258,6 +259,10 @@ describe('parseNftJson', () => {
         ['dhcp_bridges|virbr7', undefined],
         ['gateways|10.10.0.1', undefined],
         ['gateways|10.20.0.1', undefined],
+        ['net_bridges|virbr7', undefined],
+        ['net_bridges|virbr8', undefined],
+        ['net_peers|virbr7 . virbr7', undefined],
+        ['net_peers|virbr8 . virbr8', undefined],
       ]),
     );
   });
@@ -322,6 +327,8 @@ describe('parseNftJson', () => {
       ['map fwd_any missing', (items) => items.filter((it) => it.map?.name !== 'fwd_any')],
       ['set dhcp_bridges missing', (items) => items.filter((it) => it.set?.name !== 'dhcp_bridges')],
       ['set gateways missing', (items) => items.filter((it) => it.set?.name !== 'gateways')],
+      ['set net_peers missing', (items) => items.filter((it) => it.set?.name !== 'net_peers')],
+      ['between rule missing', (items) => items.filter((it) => it !== rulesOf(items, 'between')[2])],
     ];
     for (const [what, edit] of cases) {
       const obs = observe(edited(edit));
@@ -349,6 +356,8 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(backend.planNetwork(LAB_INTENT, undefined, parseNftJson(null)).applied, {
       chains: ['net_lab_in', 'net_lab_out', 'net_lab_host', 'net_lab_hairpin', 'net_lab_nat'],
       elements: [
+        { map: 'net_bridges', key: 'virbr7' },
+        { map: 'net_peers', key: 'virbr7 . virbr7' },
         { map: 'fwd_in', key: 'virbr7', jump: 'net_lab_in' },
         { map: 'fwd_out', key: 'virbr7', jump: 'net_lab_out' },
         { map: 'host_in', key: 'virbr7', jump: 'net_lab_host' },
@@ -362,6 +371,8 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(backend.planNetwork(QUIET_INTENT, undefined, parseNftJson(null)).applied, {
       chains: ['net_quiet_in', 'net_quiet_out', 'net_quiet_host'],
       elements: [
+        { map: 'net_bridges', key: 'virbr8' },
+        { map: 'net_peers', key: 'virbr8 . virbr8' },
         { map: 'fwd_in', key: 'virbr8', jump: 'net_quiet_in' },
         { map: 'fwd_out', key: 'virbr8', jump: 'net_quiet_out' },
         { map: 'host_in', key: 'virbr8', jump: 'net_quiet_host' },
@@ -734,6 +745,8 @@ describe('NftablesBackend.planRemove', () => {
     assert.equal(
       ch.script,
       [
+        'delete element inet kvmnet net_bridges { "virbr7" }',
+        'delete element inet kvmnet net_peers { "virbr7" . "virbr7" }',
         'delete element inet kvmnet fwd_in { "virbr7" }',
         'delete element inet kvmnet fwd_out { "virbr7" }',
         'delete element inet kvmnet host_in { "virbr7" }',
@@ -756,6 +769,8 @@ describe('NftablesBackend.planRemove', () => {
       ].join('\n'),
     );
     assert.deepEqual(ch.reasons, [
+      'remove element virbr7 from net_bridges',
+      'remove element virbr7 . virbr7 from net_peers',
       'remove element virbr7 from fwd_in',
       'remove element virbr7 from fwd_out',
       'remove element virbr7 from host_in',
@@ -849,5 +864,50 @@ describe('against the kernel (throwaway namespace)', () => {
     );
     assert.equal(backend.planNetwork(QUIET_INTENT, appliedOf(QUIET_INTENT), left).script, '');
     assert.equal(left.skeletonOk, true);
+  });
+});
+
+describe('isolation between networks', () => {
+  const r1 = buildNetwork(
+    { name: 'r1', mode: 'routed', subnet: '10.31.0.0/24', bridge: 'kvr1' },
+    { others: [] },
+  );
+  const r2 = buildNetwork(
+    { name: 'r2', mode: 'routed', subnet: '10.32.0.0/24', bridge: 'kvr2', peers: ['r1'] },
+    { others: [r1] },
+  );
+  const peersOf = (f: ReturnType<typeof buildFragment>): string[] =>
+    f.elements.filter((e) => e.map === 'net_peers').map((e) => e.key);
+
+  test('every network with rules puts its bridge in net_bridges and pairs it with itself only', () => {
+    for (const intent of [LAB_INTENT, QUIET_INTENT, intentOf(r1)]) {
+      const f = buildFragment(intent);
+      assert.deepEqual(
+        f.elements.filter((e) => e.map === 'net_bridges').map((e) => e.key),
+        [intent.bridge],
+      );
+      assert.deepEqual(peersOf(f), [`${intent.bridge} . ${intent.bridge}`]);
+    }
+  });
+
+  test('a routed network with a routed peer pairs both bridges both ways', () => {
+    const f = buildFragment(intentOf(r2, [], ['kvr1']));
+    assert.deepEqual(peersOf(f), ['kvr2 . kvr2', 'kvr2 . kvr1', 'kvr1 . kvr2']);
+    assert.match(renderFragment(f), /add element inet kvmnet net_peers \{ "kvr2" \. "kvr1" \}/);
+    // The rules do not change with peers: only elements.
+    assert.equal(f.tag, buildFragment(intentOf(r2)).tag);
+  });
+
+  test('peer bridges are ignored for modes other than routed', () => {
+    const f = buildFragment(driverFor('nat').firewall(LAB, [], ['kvr1']));
+    assert.deepEqual(peersOf(f), ['virbr7 . virbr7']);
+  });
+
+  test('the forward hook sends kvmnet-to-kvmnet traffic to chain between first, which drops by default', () => {
+    const skel = renderSkeleton();
+    const fwd = skel.split('\n').filter((l) => l.startsWith('add rule inet kvmnet forward '));
+    assert.match(fwd[0] ?? '', /iifname @net_bridges oifname @net_bridges jump between/);
+    const between = skel.split('\n').filter((l) => l.startsWith('add rule inet kvmnet between '));
+    assert.match(between.at(-1) ?? '', /between drop comment/);
   });
 });
