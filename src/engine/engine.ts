@@ -764,7 +764,16 @@ export class Engine {
         notes.push(`${portId(p)} on ${net.name}: new libvirt port, tap ${i.dev} (${i.mac})`);
       }
       if (stopping) for (const p of all()) if (p.vm === domain) forget(p);
-      if (changed) await this.store.save(state);
+      if (changed) {
+        await this.store.save(state);
+        // The domain's taps get (or lose) their anti-spoofing chains now; a failure must not fail libvirt.
+        try {
+          const step = await this.bridgeTableStep(state);
+          if (step) await this.firewall.apply(step.script);
+        } catch (e) {
+          notes.push(`table bridge kvmnet not updated: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       return notes;
     }, lockTimeoutMs);
   }
