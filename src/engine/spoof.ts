@@ -55,11 +55,7 @@ export async function planBridgeTable(
   for (const n of running) {
     if (!state.networks[n]?.dhcp) continue;
     for (const l of await readLeases(paths.leaseFile(n))) {
-      if (l.expiry === null) leases.push({ mac: l.mac, ip: l.ip });
-      else {
-        const left = (Date.parse(l.expiry) - now) / 1000;
-        if (left > 1) leases.push({ mac: l.mac, ip: l.ip, timeoutS: left });
-      }
+      if (l.expiry === null || Date.parse(l.expiry) > now) leases.push({ mac: l.mac, ip: l.ip });
     }
   }
   return {

@@ -9,8 +9,8 @@
 // always allowed), IPv6 other than link-local on kvmnet's IPv4 networks, and every other ethertype.
 // A port without a reservation is pinned by its DHCP lease: the sets lease_ip (MAC . IP) and
 // lease_mac (MAC) hold the leases, filled by kvmnet from the lease files whenever it rebuilds the
-// table and by dnsmasq's dhcp-script (renderLeaseHook) when a lease is added, renewed or dropped;
-// their elements time out with the lease.
+// table and by dnsmasq's dhcp-script (renderLeaseHook) when a lease is added, renewed, released or
+// expires. (No nft timeouts: dnsmasq reports expiry itself, and the listing stays stable.)
 //
 // The table is rebuilt as a whole (in one transaction) when its rules differ; every rule carries the
 // comment kvmnet#TAG, TAG a hash of the rules, so drift is seen by reading the comments back.
@@ -35,8 +35,6 @@ export interface BridgePort {
 export interface BridgeLease {
   mac: string;
   ip: string;
-  /** Seconds left; absent: an infinite lease. */
-  timeoutS?: number;
 }
 
 const TAP_RE = /^[A-Za-z0-9_.-]{1,15}$/;
@@ -102,10 +100,6 @@ export function bridgeRuleCount(ports: BridgePort[]): number {
   return 1 + checkablePorts(ports).reduce((n, p) => n + portRules(p).length, 0);
 }
 
-function leaseTimeout(l: BridgeLease): string {
-  return l.timeoutS === undefined ? '' : ` timeout ${Math.max(1, Math.round(l.timeoutS))}s`;
-}
-
 /**
  * The transaction that makes the table exactly this (removes it when no port is checked). Leases
  * of MACs that no checked port has are left out.
@@ -117,8 +111,8 @@ export function renderBridgeTable(ports: BridgePort[], leases: BridgeLease[]): s
   const c = ` comment "kvmnet#${bridgeTag(list)}"`;
   const out: string[] = [
     `table ${BRIDGE_TABLE} {`,
-    '\tset lease_ip {\n\t\ttype ether_addr . ipv4_addr\n\t\tflags timeout\n\t}',
-    '\tset lease_mac {\n\t\ttype ether_addr\n\t\tflags timeout\n\t}',
+    '\tset lease_ip {\n\t\ttype ether_addr . ipv4_addr\n\t}',
+    '\tset lease_mac {\n\t\ttype ether_addr\n\t}',
     `\tmap ports {\n\t\ttype ifname : verdict\n\t\telements = { ${list
       .map((p) => `"${p.tap}" : jump ${portChain(p.tap)}`)
       .join(',\n\t\t\t     ')} }\n\t}`,
@@ -137,8 +131,8 @@ export function renderBridgeTable(ports: BridgePort[], leases: BridgeLease[]): s
     .filter((l) => macs.has(l.mac) && IP_RE.test(l.ip))
     .sort((a, b) => a.mac.localeCompare(b.mac));
   if (ls.length) {
-    text += `add element ${BRIDGE_TABLE} lease_ip { ${ls.map((l) => `${l.mac} . ${l.ip}${leaseTimeout(l)}`).join(', ')} }\n`;
-    text += `add element ${BRIDGE_TABLE} lease_mac { ${ls.map((l) => `${l.mac}${leaseTimeout(l)}`).join(', ')} }\n`;
+    text += `add element ${BRIDGE_TABLE} lease_ip { ${ls.map((l) => `${l.mac} . ${l.ip}`).join(', ')} }\n`;
+    text += `add element ${BRIDGE_TABLE} lease_mac { ${[...new Set(ls.map((l) => l.mac))].join(', ')} }\n`;
   }
   return text;
 }
@@ -187,38 +181,31 @@ export function bridgeDrift(ports: BridgePort[], obs: BridgeObserved): string[] 
 }
 
 /**
- * dnsmasq's dhcp-script: run (as root) with "add|old|del MAC IP [HOSTNAME]" for every lease change
- * and, at start, "old" for every lease in the lease file. It mirrors the lease into lease_ip and
- * lease_mac with the lease's remaining time, and never fails dnsmasq (always exits 0).
+ * dnsmasq's dhcp-script: run (as root, by dnsmasq's helper process) with "add|old|del MAC IP
+ * [HOSTNAME]" for every lease change (del also when a lease expires) and, at start, "old" or "del"
+ * for every lease in the lease file. It mirrors the lease into lease_ip and lease_mac, and never
+ * fails dnsmasq (always exits 0).
  */
 export function renderLeaseHook(): string {
   const t = 'bridge kvmnet';
   return `#!/bin/sh
-# kvmnet lease hook (anti-spoofing): dnsmasq runs it when a DHCP lease is added, renewed or dropped;
-# it keeps the lease sets of table ${t} in line. Written by kvmnet; changes are overwritten.
+# kvmnet lease hook (anti-spoofing): dnsmasq runs it when a DHCP lease is added, renewed, released
+# or expires; it keeps the lease sets of table ${t} in line. Written by kvmnet; changes are overwritten.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 op=$1 mac=$2 ip=$3
 case $mac in *[!0-9a-f:]*|'') exit 0 ;; esac
 case $ip in *[!0-9.]*|'') exit 0 ;; esac
 nft list set ${t} lease_ip >/dev/null 2>&1 || exit 0
-t=\${DNSMASQ_TIME_REMAINING:-0}
-case $t in *[!0-9]*|'') t=0 ;; esac
-to=
-[ "$t" -gt 0 ] && to=" timeout \${t}s"
 case $op in
 add|old)
-	# add (no-op if present), delete, add: sets the element's timeout afresh.
 	nft -f - >/dev/null 2>&1 <<EOF
 add element ${t} lease_ip { $mac . $ip }
-delete element ${t} lease_ip { $mac . $ip }
-add element ${t} lease_ip { $mac . $ip$to }
 add element ${t} lease_mac { $mac }
-delete element ${t} lease_mac { $mac }
-add element ${t} lease_mac { $mac$to }
 EOF
 	;;
 del)
 	nft delete element ${t} lease_ip "{ $mac . $ip }" >/dev/null 2>&1
+	# The MAC stays pinned while it has another address (a guest that moved).
 	if ! nft list set ${t} lease_ip 2>/dev/null | grep -q "$mac \\. "; then
 		nft delete element ${t} lease_mac "{ $mac }" >/dev/null 2>&1
 	fi

@@ -80,7 +80,12 @@ describe('anti-spoofing and isolated ports', () => {
     return x;
   }
 
-  /** Listens on the observers, has each sender send its frames; returns the markers each observer got. */
+  let seq = 0;
+  /**
+   * Listens on the observers, has each sender send its frames and then a sentinel (an ARP probe
+   * from 0.0.0.0, which every port lets out); once every observer has every sentinel, whatever
+   * passed has arrived (one path, in order). Returns the markers each observer got.
+   */
   async function exchange(
     sends: Array<{ from: Guest; frames: Array<Frame & { marker: string }> }>,
     observers: Array<{ ns: string; dev: string }>,
@@ -93,20 +98,34 @@ describe('anti-spoofing and isolated ports', () => {
         'python3',
         join(REPO, 'test/fixtures/recv-frames.py'),
         o.dev,
-        '8',
+        '60',
       ]),
     );
     lab.tracked.push(...rx);
     for (const r of rx) await r.waitFor(/ready/);
+    const sentinels: string[] = [];
     for (const s of sends) {
+      const end = `end${seq++}`;
+      sentinels.push(end);
+      const probe: Frame & { marker: string } = {
+        kind: 'arp',
+        ethSrc: s.from.mac,
+        ethDst: BCAST,
+        op: 1,
+        sha: s.from.mac,
+        spa: '0.0.0.0',
+        tha: '00:00:00:00:00:00',
+        tpa: GW,
+        marker: end,
+      };
       const r = await run(
         'ip',
         ['netns', 'exec', s.from.ns, 'python3', join(REPO, 'test/fixtures/send-frame.py'), 'eth0'],
-        { input: JSON.stringify(s.frames) },
+        { input: JSON.stringify([...s.frames, probe]) },
       );
       assert.equal(r.code, 0, `send-frame.py in ${s.from.ns}: ${r.stderr}`);
     }
-    await sleep(600);
+    for (const r of rx) for (const end of sentinels) await r.waitFor(new RegExp(`^got ${end}$`, 'm'), 20_000);
     for (const r of rx) await r.stop();
     return rx.map((r) => new Set([...r.output.matchAll(/^got (\S+)$/gm)].map((m) => m[1] ?? '')));
   }
