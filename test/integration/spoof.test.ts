@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Lab, REPO } from '../lib/lab.js';
 import { must, run, Tracked } from '../lib/proc.js';
 import {
-  ISOLATION_CASES,
+  PORT_ISOLATION_CASES,
   SPOOF_FRAME_CASES,
   SPOOF_LEASE_CASES,
   type Frame,
@@ -294,7 +294,7 @@ describe('anti-spoofing and isolated ports', () => {
       return false;
     };
     const wrong: string[] = [];
-    for (const c of ISOLATION_CASES) {
+    for (const c of PORT_ISOLATION_CASES) {
       const ok = await ping(guest(c.from === 'plain' ? 'a' : c.from), addr(c.to));
       if (ok !== (c.expect === 'reaches')) wrong.push(`${c.from} -> ${c.to}: ${ok ? 'reached' : 'blocked'}`);
     }

@@ -204,7 +204,7 @@ export interface IsolationCase {
   expect: 'reaches' | 'blocked';
 }
 
-export const ISOLATION_CASES: IsolationCase[] = [
+export const PORT_ISOLATION_CASES: IsolationCase[] = [
   { from: 'iso1', to: 'iso2', expect: 'blocked' },
   { from: 'iso2', to: 'iso1', expect: 'blocked' },
   { from: 'iso1', to: 'gateway', expect: 'reaches' },
