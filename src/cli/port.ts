@@ -9,7 +9,8 @@ import { json, renderResult, table } from './output.js';
 function portLine(p: PortView): string {
   if (p.tap === 'libvirt')
     return `${tapText(p)}  ${p.id}  ${p.mac}${p.ip ? `  ${p.ip}` : ''}  (libvirt port: libvirt makes its tap)\n`;
-  return `${p.name}  ${p.vm}  ${p.mac}  tap ${p.tapMac}${p.ip ? `  ${p.ip}` : ''}\nqemu: ${p.qemu.join(' ')}\n`;
+  const flags = `${p.spoofCheck ? '' : '  spoof-check off'}${p.isolated ? '  isolated' : ''}`;
+  return `${p.name}  ${p.vm}  ${p.mac}  tap ${p.tapMac}${p.ip ? `  ${p.ip}` : ''}${flags}\nqemu: ${p.qemu.join(' ')}\n`;
 }
 
 const REF_HELP =
@@ -31,6 +32,15 @@ export function registerPort(program: Command, ctx: CliContext): void {
     .option('--mac <mac>', "the guest's MAC (default: a random unique 52:54:00:xx:xx:xx)")
     .option('--ip <ip>', 'static DHCP reservation and DNS name on the network')
     .option('--model <device>', 'QEMU NIC model for the printed command line', 'virtio-net-pci')
+    .option(
+      '--no-spoof-check',
+      'let the guest send from any MAC and IP (default: only its own MAC and, once it has a reservation or lease, its own IPv4 address; ARP likewise)',
+    )
+    .option(
+      '--isolated',
+      'bridge port isolation: the port reaches the gateway and uplink but no other isolated port',
+      false,
+    )
     .option('--dry-run', 'print the plan; change nothing', false)
     .description(
       'Add a port: create its tap (plugged into the bridge if the network runs) and, with --ip, a reservation that ' +
@@ -43,6 +53,12 @@ Rules: the guest MAC must be unicast, must not start with fe and must not be use
 reservation must be a host address of the subnet other than the gateway, not reserved by another port,
 inside or outside the DHCP pool, on a network that has DHCP.
 
+Anti-spoofing (on unless --no-spoof-check): frames from the tap must carry the guest's MAC; ARP must
+name the guest's MAC and address as sender; IPv4 must come from the reservation or, without one, the
+DHCP lease (DHCP requests from 0.0.0.0 always pass); no frame may claim the gateway's address or
+another port's reservation; IPv6 only from link-local addresses (any on a bridged network); other
+ethertypes are dropped. See \`kvmnet port info\`.
+
 Example:
   kvmnet port add default --vm kvm1 --mac 52:54:00:60:e4:6a --ip 192.168.122.50
   vnet0  kvm1  52:54:00:60:e4:6a  tap fe:54:00:60:e4:6a  192.168.122.50
@@ -51,9 +67,19 @@ Example:
     .action(
       async (
         network: string,
-        o: { vm: string; mac?: string; ip?: string; model: string; dryRun: boolean },
+        o: {
+          vm: string;
+          mac?: string;
+          ip?: string;
+          model: string;
+          spoofCheck: boolean;
+          isolated: boolean;
+          dryRun: boolean;
+        },
       ) => {
         const input: PortInput = { network, vm: o.vm, model: o.model };
+        if (!o.spoofCheck) input.spoofCheck = false;
+        if (o.isolated) input.isolated = true;
         if (o.mac !== undefined) input.mac = o.mac;
         if (o.ip !== undefined) input.ip = o.ip;
         const r = await ctx.engine().portAdd(input, { dryRun: o.dryRun });
@@ -65,16 +91,56 @@ Example:
   port
     .command('list')
     .argument('[network]', 'only this network')
-    .description('List ports with their VM, MACs, reservation and link state.')
+    .description('List ports with their VM, MACs, reservation, link state, anti-spoofing and isolation.')
     .action(async (network?: string) => {
       const ports = await ctx.engine().portList(network);
       if (ctx.json()) return ctx.print(json(ports));
       ctx.print(
         table(
-          ['PORT', 'ID', 'VM', 'NETWORK', 'MAC', 'TAP MAC', 'IP', 'LINK'],
-          ports.map((p) => [tapText(p), p.id, p.vm, p.network, p.mac, p.tapMac, p.ip ?? '-', p.link]),
+          ['PORT', 'ID', 'VM', 'NETWORK', 'MAC', 'TAP MAC', 'IP', 'LINK', 'SPOOF-CHECK', 'ISOLATED'],
+          ports.map((p) => [
+            tapText(p),
+            p.id,
+            p.vm,
+            p.network,
+            p.mac,
+            p.tapMac,
+            p.ip ?? '-',
+            p.link,
+            p.spoofCheck ? 'on' : 'off',
+            p.isolated ? 'yes' : 'no',
+          ]),
         ),
       );
+    });
+
+  port
+    .command('info')
+    .argument('<port>', REF_HELP)
+    .option('--network <name>', "pick the VM's port on this network")
+    .description(
+      'One port: its tap, MACs, reservation and lease, and what anti-spoofing lets out of its tap now ' +
+        '(the MAC, and the IPv4 source: the reservation, else the lease, else any until it has one).',
+    )
+    .action(async (ref: string, o: { network?: string }) => {
+      const p = await ctx.engine().portInfo(ref, o.network);
+      if (ctx.json()) return ctx.print(json(p));
+      const src = p.allowedSource;
+      const rows: Array<[string, string]> = [
+        ['port', `${tapText(p)} (${p.id})`],
+        ['network', `${p.network}${p.running ? '' : ' (not running)'}`],
+        ['mac', `${p.mac} (tap ${p.tapMac})`],
+        ['reservation', p.ip ?? '-'],
+        ['lease', p.lease ?? '-'],
+        ['link', p.link],
+        ['spoof-check', p.spoofCheck ? 'on' : 'off'],
+        [
+          'allowed source',
+          src === null ? 'anything' : `mac ${src.mac}, ipv4 ${src.ip ?? 'any (no reservation or lease yet)'}`,
+        ],
+        ['isolated', p.isolated ? 'yes' : 'no'],
+      ];
+      ctx.print(rows.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}\n`).join(''));
     });
 
   port
@@ -103,23 +169,43 @@ Example:
     .argument('<port>', REF_HELP)
     .option('--ip <ip>', 'reserve this address for the port (replaces its reservation)')
     .option('--no-ip', 'drop the reservation')
+    .option('--spoof-check', 'turn anti-spoofing on (the default for new ports)')
+    .option('--no-spoof-check', 'turn anti-spoofing off: the guest may send from any MAC and address')
+    .option('--isolated', 'turn bridge port isolation on')
+    .option('--no-isolated', 'turn bridge port isolation off')
     .option('--network <name>', "pick the VM's port on this network")
     .option('--dry-run', 'print the plan; change nothing', false)
-    .description("Change a port's reservation; dnsmasq re-reads it at once and forwards to the VM follow it.")
-    .action(async (ref: string, o: { ip?: string | boolean; network?: string; dryRun: boolean }) => {
-      if (o.ip === undefined || o.ip === true) {
-        throw inputError(
-          'missing-option',
-          'port set needs --ip ADDRESS or --no-ip',
-          `kvmnet port set ${ref} --ip 192.168.122.50`,
-        );
-      }
-      const r = await ctx
-        .engine()
-        .portSet(ref, o.network, o.ip === false ? null : o.ip, { dryRun: o.dryRun });
-      if (ctx.json()) return ctx.print(json(r));
-      ctx.print((o.dryRun ? renderResult(r) : '') + portLine(r.port));
-    });
+    .description(
+      "Change a port's reservation (dnsmasq re-reads it at once and forwards to the VM follow it), its " +
+        'anti-spoofing or its isolation. Options left out stay as they are.',
+    )
+    .action(
+      async (
+        ref: string,
+        o: {
+          ip?: string | boolean;
+          spoofCheck?: boolean;
+          isolated?: boolean;
+          network?: string;
+          dryRun: boolean;
+        },
+      ) => {
+        if (o.ip === true || (o.ip === undefined && o.spoofCheck === undefined && o.isolated === undefined)) {
+          throw inputError(
+            'missing-option',
+            'port set needs --ip ADDRESS, --no-ip, --[no-]spoof-check or --[no-]isolated',
+            `kvmnet port set ${ref} --ip 192.168.122.50`,
+          );
+        }
+        const r = await ctx.engine().portSet(ref, o.network, o.ip === false ? null : o.ip, {
+          dryRun: o.dryRun,
+          ...(o.spoofCheck === undefined ? {} : { spoofCheck: o.spoofCheck }),
+          ...(o.isolated === undefined ? {} : { isolated: o.isolated }),
+        });
+        if (ctx.json()) return ctx.print(json(r));
+        ctx.print((o.dryRun ? renderResult(r) : '') + portLine(r.port));
+      },
+    );
 
   port
     .command('del')

@@ -162,13 +162,15 @@ export const routes: Route[] = [
       if (b.mac !== undefined) input.mac = b.mac;
       if (b.ip !== undefined) input.ip = b.ip;
       if (b.model !== undefined) input.model = b.model;
+      if (b.spoofCheck !== undefined) input.spoofCheck = b.spoofCheck;
+      if (b.isolated !== undefined) input.isolated = b.isolated;
       return ctx.engine.portAdd(input, { dryRun: ctx.dryRun });
     },
   },
   {
     method: 'PATCH',
     path: '/api/ports/{ref}',
-    summary: "pull or plug a port's cable, change its reservation",
+    summary: "pull or plug a port's cable, change its reservation, anti-spoofing or isolation",
     cli: 'kvmnet port link / kvmnet port set --json',
     query: PORT_Q,
     body: portPatch,
@@ -179,15 +181,21 @@ export const routes: Route[] = [
       type R = Awaited<ReturnType<Engine['portSet']>>;
       const merge = (a: R | undefined, b: R | undefined): R | undefined =>
         a === undefined ? b : b === undefined ? a : { ...b, plans: [...a.plans, ...b.plans] };
+      const flags = {
+        ...(b.spoofCheck === undefined ? {} : { spoofCheck: b.spoofCheck }),
+        ...(b.isolated === undefined ? {} : { isolated: b.isolated }),
+      };
+      const setting = b.ip !== undefined || b.spoofCheck !== undefined || b.isolated !== undefined;
       // The reservation is checked before the link changes: a bad address changes nothing.
-      const ipPlan =
-        b.ip === undefined ? undefined : await ctx.engine.portSet(ref, net, b.ip, { dryRun: true });
+      const ipPlan = setting
+        ? await ctx.engine.portSet(ref, net, b.ip, { dryRun: true, ...flags })
+        : undefined;
       const linked =
         b.link === undefined
           ? undefined
           : await ctx.engine.portLink(ref, net, b.link, { dryRun: ctx.dryRun });
-      if (ctx.dryRun || b.ip === undefined) return merge(linked, ipPlan);
-      return merge(linked, await ctx.engine.portSet(ref, net, b.ip, { dryRun: false }));
+      if (ctx.dryRun || !setting) return merge(linked, ipPlan);
+      return merge(linked, await ctx.engine.portSet(ref, net, b.ip, { dryRun: false, ...flags }));
     },
   },
   {

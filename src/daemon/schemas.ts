@@ -21,6 +21,16 @@ export const portBody = z
     mac: z.string().optional().describe("the guest's MAC (default: a free 52:54:00 address)"),
     ip: z.string().optional().describe('a reserved address inside the subnet'),
     model: z.string().optional().describe('the QEMU NIC model (default virtio-net-pci)'),
+    spoofCheck: z
+      .boolean()
+      .optional()
+      .describe("anti-spoofing: only the guest's own MAC and address leave the tap (default true)"),
+    isolated: z
+      .boolean()
+      .optional()
+      .describe(
+        'bridge port isolation: reaches the gateway and uplink, not other isolated ports (default false)',
+      ),
   })
   .strict()
   .describe('A new port: its tap is made now and plugged into the bridge when the network runs.');
@@ -29,12 +39,16 @@ export const portPatch = z
   .object({
     link: z.enum(['up', 'down']).optional().describe("plug (up) or pull (down) the port's cable"),
     ip: z.union([z.string(), z.null()]).optional().describe('a new reservation, or null to drop it'),
+    spoofCheck: z.boolean().optional().describe('turn anti-spoofing on or off'),
+    isolated: z.boolean().optional().describe('turn bridge port isolation on or off'),
   })
   .strict()
-  .refine((p) => p.link !== undefined || p.ip !== undefined, {
-    message: 'give link or ip',
-  })
-  .describe('Changes to a port: its link, its reservation, or both.');
+  .refine(
+    (p) =>
+      p.link !== undefined || p.ip !== undefined || p.spoofCheck !== undefined || p.isolated !== undefined,
+    { message: 'give link, ip, spoofCheck or isolated' },
+  )
+  .describe('Changes to a port: its link, its reservation, its anti-spoofing, its isolation.');
 
 export const forwardBody = z
   .object({

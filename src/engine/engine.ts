@@ -44,6 +44,7 @@ import {
   buildPort,
   checkReservation,
   isLibvirtPort,
+  spoofCheckOf,
   nextIndex,
   portId,
   portKey,
@@ -59,6 +60,7 @@ import {
 import { readLeases, type Lease } from './leases.js';
 import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
+import { joinBridgeStep, planBridgeTable } from './spoof.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
 
@@ -577,6 +579,20 @@ export class Engine {
     });
   }
 
+  /** One port with what its anti-spoofing lets through now. */
+  async portInfo(ref: string, network: string | undefined): Promise<PortInfo> {
+    const state = await this.store.load();
+    const p = Engine.resolvePort(state, ref, network);
+    const lease = (await readLeases(this.paths.leaseFile(p.network))).find((l) => l.mac === p.mac);
+    const running = (await this.store.loadApplied(p.network)) !== undefined;
+    return {
+      ...portView(p),
+      running,
+      lease: lease?.ip ?? null,
+      allowedSource: spoofCheckOf(p) ? { mac: p.mac, ip: p.ip ?? lease?.ip ?? null } : null,
+    };
+  }
+
   /** Removes a port and its tap (a guest still using it loses its cable). */
   async portDel(
     ref: string,
@@ -620,12 +636,15 @@ export class Engine {
     });
   }
 
-  /** Changes a port's reservation; forwards to its VM follow the new address. */
+  /**
+   * Changes a port's reservation (undefined: keeps it; null: drops it; forwards to its VM follow the
+   * new address), its anti-spoofing and its isolation.
+   */
   async portSet(
     ref: string,
     network: string | undefined,
-    ip: string | null,
-    opts: { dryRun: boolean },
+    ip: string | null | undefined,
+    opts: { dryRun: boolean; spoofCheck?: boolean; isolated?: boolean },
   ): Promise<OpResult & { port: PortView }> {
     return this.locked(async () => {
       const state = await this.store.load();
@@ -633,10 +652,22 @@ export class Engine {
       const net = Engine.getDef(state, old.network);
       const others = Object.values(state.ports).filter((p) => portKey(p) !== portKey(old));
       const port: PortDef = { ...old };
-      delete port.ip;
-      if (ip !== null) port.ip = checkReservation(ip, { net, ports: others, links: new Set() });
+      if (ip !== undefined) {
+        delete port.ip;
+        if (ip !== null) port.ip = checkReservation(ip, { net, ports: others, links: new Set() });
+      }
+      // Only the non-defaults are stored (spoof-check off, isolation on).
+      if (opts.spoofCheck !== undefined) {
+        delete port.spoofCheck;
+        if (!opts.spoofCheck) port.spoofCheck = false;
+      }
+      if (opts.isolated !== undefined) {
+        delete port.isolated;
+        if (opts.isolated) port.isolated = true;
+      }
       const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
-      Engine.checkForwardsResolve(next, net.name, `port ${portId(old)} loses its reservation`);
+      if (ip !== undefined)
+        Engine.checkForwardsResolve(next, net.name, `port ${portId(old)} loses its reservation`);
       const plans = await this.syncNetwork(next, net.name, opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
@@ -745,7 +776,16 @@ export class Engine {
         notes.push(`${portId(p)} on ${net.name}: new libvirt port, tap ${i.dev} (${i.mac})`);
       }
       if (stopping) for (const p of all()) if (p.vm === domain) forget(p);
-      if (changed) await this.store.save(state);
+      if (changed) {
+        await this.store.save(state);
+        // The domain's taps get (or lose) their anti-spoofing chains now; a failure must not fail libvirt.
+        try {
+          const step = await this.bridgeTableStep(state);
+          if (step) await this.firewall.apply(step.script);
+        } catch (e) {
+          notes.push(`table bridge kvmnet not updated: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       return notes;
     }, lockTimeoutMs);
   }
@@ -1176,6 +1216,7 @@ export class Engine {
       peers,
       { restartDnsmasq },
     );
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name));
     plans.push(plan);
     if (dryRun) return plans;
     const unchanged = applied?.state === 'active' && JSON.stringify(applied.def) === JSON.stringify(def);
@@ -1232,6 +1273,7 @@ export class Engine {
     }
     reverter.success();
     await this.verify(def, rec, ports, dnat, peers);
+    await this.verifyBridgeTable(state, name);
     return plans;
   }
 
@@ -1260,6 +1302,7 @@ export class Engine {
         });
       }
       const plan: NetworkPlan = { network: name, action: 'update', steps: planPorts(ports, def.bridge, obs) };
+      joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name));
       if (!dryRun) await this.runAtomically(plan);
       return [plan];
     }
@@ -1326,6 +1369,7 @@ export class Engine {
     else if (snap.addrs.length)
       notes.push(`no gateway or neighbour of ${uplink} is known: the connectivity check is skipped`);
     steps.push(...planPorts(ports, def.bridge, obs));
+    joinBridgeStep(steps, await this.bridgeTableStep(state, name));
     const plan: NetworkPlan = { network: name, action: 'start', steps };
     for (const n of notes) this.note(n);
     if (dryRun) return [plan];
@@ -1391,6 +1435,7 @@ export class Engine {
       action: applied?.state === 'active' ? 'update' : 'start',
       steps: planPorts(portsOf(state, def.name), def.bridge, obs),
     };
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, def.name));
     if (dryRun) return [plan];
     const rec: AppliedNetwork = {
       version: 1,
@@ -1460,6 +1505,27 @@ export class Engine {
     }
   }
 
+  /** table bridge kvmnet (anti-spoofing) for the running networks, plus `start`, minus `stop`. */
+  private async bridgeTableStep(state: StateData, start?: string, stop?: string) {
+    const running = new Set((await this.store.listApplied()).map((a) => a.network));
+    if (start !== undefined) running.add(start);
+    if (stop !== undefined) running.delete(stop);
+    return planBridgeTable(this.host, this.paths, state, running);
+  }
+
+  private async verifyBridgeTable(state: StateData, name: string): Promise<void> {
+    const again = await this.bridgeTableStep(state, name);
+    if (again) {
+      throw failure(
+        'verify-failed',
+        `network "${name}": table bridge kvmnet does not match after apply: ${again.why}`,
+        {
+          hint: 'something else changed the host at the same time; run the command again',
+        },
+      );
+    }
+  }
+
   /** Tears a network down from its applied record. Continues past failures, keeping the record if any. */
   private async stopLocked(name: string, dryRun: boolean): Promise<NetworkPlan> {
     const applied = await this.store.loadApplied(name);
@@ -1470,6 +1536,7 @@ export class Engine {
     );
     const obs = await this.observeFor([], [applied]);
     const plan = planStop(applied, obs, others.length > 0, { paths: this.paths, firewall: this.firewall });
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(await this.store.load(), undefined, name));
     if (applied.hostBridge) {
       // Unplug kvmnet's own ports from the host's bridge; the bridge itself stays.
       const state = await this.store.load();
@@ -1549,7 +1616,7 @@ export class Engine {
           reverter.add(`restore ${s.path}`, () =>
             old === null ? removePath(s.path) : writeAtomic(s.path, old),
           );
-          await writeAtomic(s.path, s.content);
+          await writeAtomic(s.path, s.content, s.mode);
           break;
         }
         case 'remove':
@@ -1654,12 +1721,34 @@ export function portsOf(state: StateData, network: string): PortDef[] {
 
 export interface PortView extends PortDef {
   id: string;
+  /** Always present in views (the stored port leaves defaults out). */
+  spoofCheck: boolean;
+  isolated: boolean;
   tapMac: string;
   qemu: string[];
 }
 
+export interface PortInfo extends PortView {
+  /** Its network runs (the tap is plugged and checked). */
+  running: boolean;
+  /** The address of its DHCP lease, if it has one. */
+  lease: string | null;
+  /**
+   * What table bridge kvmnet lets out of the tap: this MAC, and this IPv4 source (null: any, until
+   * the port has a reservation or a lease); null when spoof-check is off.
+   */
+  allowedSource: { mac: string; ip: string | null } | null;
+}
+
 export function portView(p: PortDef): PortView {
-  return { ...p, id: portId(p), tapMac: tapMac(p.mac), qemu: qemuArgs(p) };
+  return {
+    ...p,
+    id: portId(p),
+    tapMac: tapMac(p.mac),
+    qemu: qemuArgs(p),
+    spoofCheck: spoofCheckOf(p),
+    isolated: p.isolated === true,
+  };
 }
 
 export interface ShowPort {

@@ -44,6 +44,10 @@ export class Paths {
   dhcpHostsFile(net: string): string {
     return join(this.netRunDir(net), 'dhcp-hosts');
   }
+  /** dnsmasq's dhcp-script, which mirrors leases into table bridge kvmnet. */
+  leaseHook(net: string): string {
+    return join(this.netRunDir(net), 'lease-hook');
+  }
   hostsFile(net: string): string {
     return join(this.netRunDir(net), 'hosts');
   }

@@ -8,6 +8,7 @@ import { parseCidr } from '../model/ipv4.js';
 import type { DnatEntry } from '../model/forward.js';
 import { l3, type NetworkDef } from '../model/network.js';
 import { renderDhcpHosts, renderHosts, tapMac, type PortDef } from '../model/port.js';
+import { renderLeaseHook } from '../render/nft-bridge.js';
 import { renderDnsmasqConf, renderNetworkDhcpHosts, renderNetworkHosts } from '../render/dnsmasq.js';
 import { restoreLines } from './bridged.js';
 import type { Paths } from './paths.js';
@@ -18,7 +19,7 @@ export type Step =
   | { kind: 'ip'; why: string; lines: string[]; undo: string[]; force?: boolean }
   | { kind: 'sysctl'; why: string; key: string; value: string }
   | { kind: 'nft'; why: string; script: string; undo: string }
-  | { kind: 'write'; why: string; path: string; content: string }
+  | { kind: 'write'; why: string; path: string; content: string; mode?: number }
   | { kind: 'remove'; why: string; path: string }
   | { kind: 'dnsmasq-start'; why: string; confFile: string; pidFile: string; leaseFile: string }
   | { kind: 'dnsmasq-stop'; why: string; pid: number }
@@ -57,8 +58,10 @@ export function dnsmasqFiles(def: NetworkDef, paths: Paths, ports: PortDef[]): M
     leaseFile: paths.leaseFile(def.name),
     dhcpHostsFile: paths.dhcpHostsFile(def.name),
     hostsFile: paths.hostsFile(def.name),
+    ...(def.dhcp ? { leaseHook: paths.leaseHook(def.name) } : {}),
   });
   return new Map([
+    ...(def.dhcp ? [[paths.leaseHook(def.name), renderLeaseHook()] as [string, string]] : []),
     [paths.dnsmasqConf(def.name), conf],
     // The network's own static hosts first, then the ports' reservations (kept apart by validation).
     [paths.dhcpHostsFile(def.name), renderNetworkDhcpHosts(def) + renderDhcpHosts(ports)],
@@ -178,8 +181,10 @@ export function planStart(
         why: obs.files.get(path) == null ? 'missing' : 'content differs',
         path,
         content,
+        ...(path === ctx.paths.leaseHook(def.name) ? { mode: 0o755 } : {}),
       });
       if (path === ctx.paths.dnsmasqConf(def.name)) confChanged = true;
+      else if (path === ctx.paths.leaseHook(def.name)) continue;
       else hostsChanged = true;
     }
   }
@@ -248,6 +253,18 @@ export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed
       why.push(
         link?.master ? `plugged into ${link.master}, expected ${bridge}` : `not plugged into ${bridge}`,
       );
+    }
+    // Bridge port isolation (a fresh or re-plugged port starts with it off).
+    if (bridge !== null) {
+      const iso = link?.master === bridge && link.isolated === true;
+      if ((p.isolated === true) !== iso) {
+        const want = p.isolated === true ? 'on' : 'off';
+        lines.push(`link set dev ${p.name} type bridge_slave isolated ${want}`);
+        if (link?.master === bridge) {
+          undo.push(`link set dev ${p.name} type bridge_slave isolated ${iso ? 'on' : 'off'}`);
+          why.push(`isolation ${iso ? 'on' : 'off'}, expected ${want}`);
+        }
+      }
     }
     const isUp = link?.flags.includes('UP') ?? false;
     if ((p.link === 'up') !== isUp) {

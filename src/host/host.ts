@@ -17,6 +17,8 @@ export interface LinkInfo {
   stpState?: number;
   forwardDelay?: number;
   mtu: number;
+  /** A bridge port's isolation flag (bridge_slave isolated). */
+  isolated?: boolean;
 }
 
 export interface AddrInfo {
@@ -53,7 +55,11 @@ interface IpLinkJson {
   operstate?: string;
   master?: string;
   mtu?: number;
-  linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number } };
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: { stp_state?: number; forward_delay?: number };
+    info_slave_data?: { isolated?: boolean };
+  };
 }
 
 interface IpAddrJson {
@@ -113,6 +119,8 @@ export class Host {
       const d = l.linkinfo?.info_data;
       if (d?.stp_state !== undefined) info.stpState = d.stp_state;
       if (d?.forward_delay !== undefined) info.forwardDelay = d.forward_delay;
+      const sd = l.linkinfo?.info_slave_data;
+      if (sd?.isolated !== undefined) info.isolated = sd.isolated;
       return info;
     });
   }

@@ -30,6 +30,13 @@ export interface PortDef {
   model: string;
   /** The cable: down unplugs the guest without touching QEMU. */
   link: LinkState;
+  /**
+   * Anti-spoofing (table bridge kvmnet): frames from the tap must carry the guest's MAC and, once
+   * it has a reservation or lease, its IPv4 address. Absent: on (only `false` is stored).
+   */
+  spoofCheck?: boolean;
+  /** Bridge port isolation: the port reaches the bridge (gateway) and uplink, not other isolated ports. Absent: off. */
+  isolated?: boolean;
 }
 
 export interface PortInput {
@@ -40,6 +47,10 @@ export interface PortInput {
   model?: string;
   /** 'libvirt': libvirt creates the tap (`kvmnet libvirt interface`); kvmnet only records the port. */
   tap?: TapOwner;
+  /** Default true. */
+  spoofCheck?: boolean;
+  /** Default false. */
+  isolated?: boolean;
 }
 
 export const DEFAULT_MODEL = 'virtio-net-pci';
@@ -66,6 +77,11 @@ export function portKey(p: Pick<PortDef, 'name' | 'tap' | 'vm' | 'index'>): stri
 /** The tap name for display: a libvirt port's is "-" while its domain is not running. */
 export function tapText(p: Pick<PortDef, 'name'>): string {
   return p.name === '' ? '-' : p.name;
+}
+
+/** Is anti-spoofing on for the port (the default)? */
+export function spoofCheckOf(p: Pick<PortDef, 'spoofCheck'>): boolean {
+  return p.spoofCheck !== false;
 }
 
 export function tapMac(guestMac: string): string {
@@ -184,6 +200,8 @@ export function buildPort(input: PortInput, ctx: PortContext): PortDef {
     mac,
     model,
     link: 'up',
+    ...(input.spoofCheck === false ? { spoofCheck: false } : {}),
+    ...(input.isolated === true ? { isolated: true } : {}),
   };
   if (input.ip !== undefined) port.ip = checkReservation(input.ip, ctx);
   return port;

@@ -10,6 +10,11 @@ export interface DnsmasqPaths {
   dhcpHostsFile: string;
   /** addn-hosts: DNS names of reserved addresses, re-read on SIGHUP. */
   hostsFile: string;
+  /**
+   * dhcp-script: the lease hook that mirrors leases into table bridge kvmnet (anti-spoofing);
+   * written only when the network has DHCP.
+   */
+  leaseHook?: string;
 }
 
 /** The number of addresses in the DHCP pool, used as dhcp-lease-max. */
@@ -69,6 +74,8 @@ export function renderDnsmasqConf(net: NetworkDef, paths: DnsmasqPaths): string 
       // guest's first lease otherwise waits about 3 s for the ping to time out).
       'no-ping',
     );
+    // dnsmasq keeps a root helper for the script and runs it for every lease change.
+    if (paths.leaseHook !== undefined) lines.push(`dhcp-script=${paths.leaseHook}`);
     if (def.mode === 'isolated') {
       // No default route for guests of an isolated network: option 3 sent empty.
       lines.push('dhcp-option=3');

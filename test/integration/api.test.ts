@@ -217,7 +217,10 @@ describe('kvmnet serve: the HTTP API', () => {
       { field: 'link' },
     );
     const empty = await d.request('/api/ports/web%2Fnet0', { method: 'PATCH', body: {} });
-    assertError(empty, 400, { code: 'invalid-body', message: 'the body: give link or ip' });
+    assertError(empty, 400, {
+      code: 'invalid-body',
+      message: 'the body: give link, ip, spoofCheck or isolated',
+    });
     assert.equal((empty.json as ApiError).field, undefined);
     // Meaning is checked by the CLI's own rules.
     assertError(await post('/api/networks', { name: 'lab', subnet: '10.9.0.300/24' }), 400, {

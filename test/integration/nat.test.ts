@@ -1,6 +1,7 @@
 // Issue 2 acceptance 1, 2, 4 and 6: the stock default NAT network in a namespace lab with the
 // real kernel, nftables and dnsmasq.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { HOST_LAN_IP, LAN_ROUTER, Lab } from '../lib/lab.js';
 import { must } from '../lib/proc.js';
@@ -63,8 +64,16 @@ describe('default NAT network', () => {
     );
     const fwd = await must('ip', ['netns', 'exec', lab.hostNs, 'cat', '/proc/sys/net/ipv4/ip_forward']);
     assert.equal(fwd.trim(), '1');
+    // One dnsmasq, plus the helper it forks to run the lease hook (dhcp-script), its child.
     const pids = await lab.pids(lab.hostNs);
-    assert.equal(pids.length, 1, 'one dnsmasq runs in the host namespace');
+    const roots: number[] = [];
+    for (const p of pids) {
+      assert.match(await readFile(`/proc/${p}/comm`, 'utf8'), /^dnsmasq/, `process ${p} is dnsmasq`);
+      const ppid = Number((await readFile(`/proc/${p}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ')[1]);
+      if (!pids.includes(ppid)) roots.push(p);
+    }
+    assert.equal(roots.length, 1, 'one dnsmasq runs in the host namespace');
+    assert.ok(pids.length <= 2, `at most dnsmasq and its script helper: ${pids.join(', ')}`);
     const list = await lab.kvmnetJson<
       Array<{ name: string; state: string; bridge: string; autostart: boolean }>
     >('net', 'list');

@@ -1,5 +1,7 @@
 // Golden files: for each test/golden/<case>/network.yaml (one network), the rendered dnsmasq.conf
-// and nft.txt must equal the files beside it byte for byte. `UPDATE_GOLDEN=1` rewrites them
+// and nft.txt must equal the files beside it byte for byte. A case with ports.json (sample ports
+// of the network, and optionally a dnsmasq lease file `leases`) also renders nft-bridge.txt, the
+// anti-spoofing table bridge kvmnet (a bridged network's case renders only that). `UPDATE_GOLDEN=1` rewrites them
 // instead (then review the diff with git). The golden texts are also fed to the real tools:
 // `nft -c -f` in a throwaway network namespace, `dnsmasq --test`.
 import { lineDiff } from '../lib/diff.js';
@@ -12,9 +14,14 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driverFor } from '../../src/drivers/registry.js';
 import { parseDefinitions } from '../../src/model/definitions.js';
-import { buildNetwork, checkPeers, peerBridgesOf, type NetworkDef } from '../../src/model/network.js';
+import { buildNetwork, checkPeers, isL3, peerBridgesOf, type NetworkDef } from '../../src/model/network.js';
 import { renderDnsmasqConf, renderNetworkDhcpHosts, renderNetworkHosts } from '../../src/render/dnsmasq.js';
 import { buildFragment, renderFragment, renderSkeleton } from '../../src/render/nft.js';
+import { renderBridgeTable } from '../../src/render/nft-bridge.js';
+import { bridgePorts } from '../../src/engine/spoof.js';
+import { parseLeases } from '../../src/engine/leases.js';
+import type { StateData } from '../../src/engine/store.js';
+import type { PortDef } from '../../src/model/port.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const GOLDEN = join(REPO, 'test/golden');
@@ -41,8 +48,41 @@ function loadCase(name: string): { def: NetworkDef; peers: string[] } {
   return { def, peers: peerBridgesOf(def, defs) };
 }
 
+/** nft-bridge.txt of a case with ports.json: the ports (tap, vm, mac, ip, spoofCheck) on the network. */
+function renderBridgeCase(name: string, def: NetworkDef): Record<string, string> {
+  const file = join(GOLDEN, name, 'ports.json');
+  if (!existsSync(file)) return {};
+  const list = JSON.parse(readFileSync(file, 'utf8')) as Array<
+    Omit<PortDef, 'network' | 'index' | 'model' | 'link'>
+  >;
+  const ports: Record<string, PortDef> = {};
+  list.forEach((p, i) => {
+    ports[p.name] = { ...p, network: def.name, index: i, model: 'virtio-net-pci', link: 'up' };
+  });
+  const state: StateData = {
+    version: 1,
+    initialized: true,
+    networks: { [def.name]: def },
+    ports,
+    forwards: {},
+  };
+  const leaseFile = join(GOLDEN, name, 'leases');
+  const leases = existsSync(leaseFile) ? parseLeases(readFileSync(leaseFile, 'utf8')) : [];
+  return {
+    'nft-bridge.txt': renderBridgeTable(
+      bridgePorts(state, new Set([def.name])),
+      leases.map((l) => ({ mac: l.mac, ip: l.ip })),
+    ),
+  };
+}
+
 /** dnsmasq.conf and nft.txt; dhcp-hosts and hosts too when the network has static hosts or DNS records. */
-function renderCase({ def, peers }: { def: NetworkDef; peers: string[] }): Record<string, string> {
+function renderCase(
+  name: string,
+  { def, peers }: { def: NetworkDef; peers: string[] },
+): Record<string, string> {
+  const bridge = renderBridgeCase(name, def);
+  if (!isL3(def)) return bridge;
   const n = def.name;
   const dhcpHosts = renderNetworkDhcpHosts(def);
   const hosts = renderNetworkHosts(def);
@@ -54,8 +94,10 @@ function renderCase({ def, peers }: { def: NetworkDef; peers: string[] }): Recor
       leaseFile: `/var/lib/kvmnet/leases/${n}.leases`,
       dhcpHostsFile: `/run/kvmnet/net/${n}/dhcp-hosts`,
       hostsFile: `/run/kvmnet/net/${n}/hosts`,
+      ...('nft-bridge.txt' in bridge && def.dhcp ? { leaseHook: `/run/kvmnet/net/${n}/lease-hook` } : {}),
     }),
     'nft.txt': renderSkeleton() + renderFragment(buildFragment(driverFor(def.mode).firewall(def, [], peers))),
+    ...bridge,
   };
 }
 
@@ -66,7 +108,7 @@ describe('golden files', () => {
 
   for (const name of CASES) {
     test(name, () => {
-      const rendered = renderCase(loadCase(name));
+      const rendered = renderCase(name, loadCase(name));
       const stale: string[] = [];
       for (const [file, text] of Object.entries(rendered)) {
         const path = join(GOLDEN, name, file);
@@ -142,7 +184,16 @@ describe('golden files are accepted by the real tools', () => {
     assert.equal(r.code, 0, `ip netns del ${ns}: ${r.out}`);
   });
 
-  for (const name of CASES) {
+  for (const name of CASES.filter((c) => existsSync(join(GOLDEN, c, 'nft-bridge.txt')))) {
+    test(`${name}: nft -c -f nft-bridge.txt`, () => {
+      const file = join(GOLDEN, name, 'nft-bridge.txt');
+      const r = run('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', file]);
+      assert.equal(r.code, 0, `nft -c -f ${relative(REPO, file)}: ${r.out}`);
+      assert.equal(r.out, '');
+    });
+  }
+
+  for (const name of CASES.filter((c) => existsSync(join(GOLDEN, c, 'nft.txt')))) {
     test(`${name}: nft -c -f nft.txt`, () => {
       const file = join(GOLDEN, name, 'nft.txt');
       const r = run('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', file]);

@@ -1,0 +1,86 @@
+// Anti-spoofing in the engine: which ports table bridge kvmnet checks (the ports of running
+// networks with spoof-check on), the step that brings the table in line, and how that step joins a
+// plan (in the same `nft -f` transaction as the plan's table inet kvmnet changes, when it has any).
+import type { Host } from '../host/host.js';
+import { isL3, type NetworkDef } from '../model/network.js';
+import { spoofCheckOf } from '../model/port.js';
+import {
+  BRIDGE_TABLE,
+  bridgeDrift,
+  parseBridgeTable,
+  renderBridgeTable,
+  type BridgeLease,
+  type BridgePort,
+} from '../render/nft-bridge.js';
+import { readLeases } from './leases.js';
+import type { Paths } from './paths.js';
+import type { Step } from './plan.js';
+import type { StateData } from './store.js';
+
+/** The checked ports of the given (running) networks, with what their networks protect. */
+export function bridgePorts(state: StateData, running: Set<string>): BridgePort[] {
+  const out: BridgePort[] = [];
+  const all = Object.values(state.ports);
+  for (const p of all) {
+    const def: NetworkDef | undefined = state.networks[p.network];
+    if (!def || !running.has(p.network) || !spoofCheckOf(p) || p.name === '') continue;
+    const bp: BridgePort = { tap: p.name, mac: p.mac };
+    if (p.ip !== undefined) bp.ip = p.ip;
+    if (isL3(def)) {
+      const others = [
+        ...all.filter((o) => o !== p && o.network === p.network && o.ip !== undefined).map((o) => o.ip ?? ''),
+        ...(def.dhcpHosts ?? []).map((h) => h.ip),
+      ];
+      bp.l3 = { gateway: def.gateway, protected: [...new Set(others)].sort() };
+    }
+    out.push(bp);
+  }
+  return out;
+}
+
+/** The step that makes table bridge kvmnet right for these networks, or null when it is. */
+export async function planBridgeTable(
+  host: Host,
+  paths: Paths,
+  state: StateData,
+  running: Set<string>,
+): Promise<Extract<Step, { kind: 'nft' }> | null> {
+  const ports = bridgePorts(state, running);
+  const obs = parseBridgeTable(await host.nftListTable('bridge', 'kvmnet'));
+  const drift = bridgeDrift(ports, obs);
+  if (drift.length === 0) return null;
+  // Leases come back from the lease files: the rebuilt table starts with the sets dnsmasq's hook filled.
+  const leases: BridgeLease[] = [];
+  const now = Date.now();
+  for (const n of running) {
+    if (!state.networks[n]?.dhcp) continue;
+    for (const l of await readLeases(paths.leaseFile(n))) {
+      if (l.expiry === null || Date.parse(l.expiry) > now) leases.push({ mac: l.mac, ip: l.ip });
+    }
+  }
+  return {
+    kind: 'nft',
+    why: drift.join('; '),
+    script: renderBridgeTable(ports, leases),
+    // A table this step creates goes on rollback; one it replaces is rebuilt by the next apply.
+    undo: obs.table ? '' : `table ${BRIDGE_TABLE}\ndelete table ${BRIDGE_TABLE}\n`,
+  };
+}
+
+/**
+ * Joins the step to a plan: into the plan's nft transaction if it has one, else before the
+ * first dnsmasq step (so the lease hook finds the table when dnsmasq starts).
+ */
+export function joinBridgeStep(steps: Step[], b: Extract<Step, { kind: 'nft' }> | null): void {
+  if (!b) return;
+  const nft = steps.find((s): s is Extract<Step, { kind: 'nft' }> => s.kind === 'nft');
+  if (nft) {
+    nft.script += b.script;
+    nft.undo = b.undo + nft.undo;
+    nft.why = `${nft.why}; ${b.why}`;
+    return;
+  }
+  const at = steps.findIndex((s) => s.kind === 'dnsmasq-start' || s.kind === 'write' || s.kind === 'remove');
+  if (at < 0) steps.push(b);
+  else steps.splice(at, 0, b);
+}
