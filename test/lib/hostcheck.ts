@@ -31,7 +31,7 @@ export const ROOT_SYSCTLS = [
 ];
 
 /** The admin's own firewall in the lab's host namespace: an inert table kvmnet must leave alone. */
-export const FOREIGN_NFT = `table inet filter {
+export const FOREIGN_NFT = `table inet admin {
   set admin_hosts {
     type ipv4_addr
     elements = { 192.0.2.10 }

@@ -396,6 +396,9 @@ async function readTree(root: string): Promise<Record<string, string>> {
       return;
     }
     for (const n of names.sort()) {
+      // The state lock's file says who holds or last held the lock (a daemon's repair round takes
+      // it every few seconds): a note about the lock, not state.
+      if (n === 'kvmnet.lock') continue;
       const p = join(dir, n);
       const s = await stat(p);
       if (s.isDirectory()) {
