@@ -24,6 +24,8 @@ import {
 import { routeLine, type UplinkSnapshot } from './bridged.js';
 import { dnatOf, peersOf, portsOf, type DriftSession, type Engine } from './engine.js';
 import type { Paths } from './paths.js';
+import { bridgePorts, joinBridgeStep, planBridgeTable } from './spoof.js';
+import { BRIDGE_TABLE, bridgeDrift, parseBridgeTable } from '../render/nft-bridge.js';
 import { dnsmasqFiles, isOurDnsmasq, planPorts, type NetworkPlan, type Observed, type Step } from './plan.js';
 import type { AppliedNetwork, StateData } from './store.js';
 
@@ -46,7 +48,8 @@ export type DriftKind =
   | 'tap-settings'
   | 'uplink-unplugged'
   | 'uplink-address'
-  | 'uplink-route';
+  | 'uplink-route'
+  | 'nft-bridge';
 
 export const DRIFT_KINDS: readonly DriftKind[] = [
   'bridge-missing',
@@ -67,6 +70,7 @@ export const DRIFT_KINDS: readonly DriftKind[] = [
   'uplink-unplugged',
   'uplink-address',
   'uplink-route',
+  'nft-bridge',
 ];
 
 export interface Finding {
@@ -501,6 +505,26 @@ async function findingsOf(
       }),
     );
   }
+  // The anti-spoofing table (table bridge kvmnet) is shared by every running network's ports: its
+  // drift is one finding, on the first checked network with a spoof-checked port (repairing that
+  // network rebuilds the whole table in its nft transaction, as `net start` does).
+  const running = new Set((await engine.store.listApplied()).map((a) => a.network));
+  const table = parseBridgeTable(await engine.host.nftListTable('bridge', 'kvmnet'));
+  const why = bridgeDrift(bridgePorts(state, running), table);
+  if (why.length > 0) {
+    const owner =
+      targets.find((t) => portsOf(state, t.def.name).some((p) => p.spoofCheck !== false)) ?? targets[0];
+    if (owner) {
+      out.push({
+        network: owner.def.name,
+        kind: 'nft-bridge',
+        object: `table ${BRIDGE_TABLE}`,
+        expected: 'the anti-spoofing chains of the running ports',
+        actual: why.join('; '),
+        fix: `rebuild table ${BRIDGE_TABLE} in one nft transaction`,
+      });
+    }
+  }
   return out;
 }
 
@@ -533,11 +557,12 @@ export async function repairDrift(
       try {
         if (t.applied.uplink || t.applied.hostBridge) {
           const obs = await s.observe([], [t.applied]);
-          const plan: NetworkPlan = {
-            network: t.def.name,
-            action: 'update',
-            steps: planBridgedRepair(t.applied, obs, portsOf(state, t.def.name)),
-          };
+          const steps = planBridgedRepair(t.applied, obs, portsOf(state, t.def.name));
+          if (mine.some((f) => f.kind === 'nft-bridge')) {
+            const running = new Set((await engine.store.listApplied()).map((a) => a.network));
+            joinBridgeStep(steps, await planBridgeTable(engine.host, engine.paths, state, running));
+          }
+          const plan: NetworkPlan = { network: t.def.name, action: 'update', steps };
           plans.push(plan);
           if (!opts.dryRun && plan.steps.length) await s.run(plan);
         } else {
