@@ -43,6 +43,10 @@ Rules: the guest MAC must be unicast, must not start with fe and must not be use
 reservation must be a host address of the subnet other than the gateway, not reserved by another port,
 inside or outside the DHCP pool, on a network that has DHCP.
 
+The same port again (same network, --vm, --mac, --ip and --model as a stored port) is not an error:
+nothing is recorded, the host is brought in line with the stored port and the command exits 0. A re-run
+after an interrupted \`port add\` therefore finishes it. Without --mac, every run adds a new port.
+
 Example:
   kvmnet port add default --vm kvm1 --mac 52:54:00:60:e4:6a --ip 192.168.122.50
   vnet0  kvm1  52:54:00:60:e4:6a  tap fe:54:00:60:e4:6a  192.168.122.50
