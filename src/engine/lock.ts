@@ -48,16 +48,17 @@ function tryBind(name: string): Promise<Server | null> {
 }
 
 /** Who holds the lock, from the lock file: "process PID" (or "another process"). */
-async function holder(path: string): Promise<string> {
+async function holder(path: string): Promise<{ text: string; id: string }> {
   try {
-    const [pid, start] = (await readFile(path, 'utf8')).trim().split(' ');
+    const id = (await readFile(path, 'utf8')).trim();
+    const [pid, start] = id.split(' ');
     const n = Number(pid);
     if (Number.isInteger(n) && n > 0 && (start === undefined || startTime(n) === start))
-      return `process ${n}`;
+      return { text: `process ${n}`, id };
+    return { text: 'another process', id };
   } catch {
-    /* not written yet */
+    return { text: 'another process', id: '' }; // not written yet
   }
-  return 'another process';
 }
 
 export async function acquireLock(
@@ -68,7 +69,11 @@ export async function acquireLock(
   // again on release if nothing else was written into it.
   const made = await mkdir(dirname(path), { recursive: true });
   const name = lockSocketName(path);
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  // The wait times out only when one holder keeps the lock that long: behind a queue of other
+  // commands that each finish, a command waits its turn however long the queue is.
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let deadline = Date.now() + timeoutMs;
+  let last: string | undefined;
   let noted = false;
   for (;;) {
     const server = await tryBind(name);
@@ -92,13 +97,22 @@ export async function acquireLock(
         },
       };
     }
+    const h = await holder(path);
+    if (h.id !== last) {
+      if (last !== undefined) deadline = Date.now() + timeoutMs;
+      last = h.id;
+    }
     if (Date.now() > deadline) {
-      throw failure('locked', `the kvmnet state is locked by ${await holder(path)}`, {
-        hint: `wait for it to finish (${path} names the holder), then run the command again`,
-      });
+      throw failure(
+        'locked',
+        `the kvmnet state is locked by ${h.text} for ${Math.round(timeoutMs / 1000)} s`,
+        {
+          hint: `wait for it to finish (${path} names the holder), then run the command again`,
+        },
+      );
     }
     if (!noted) {
-      opts.note?.(`waiting for the kvmnet lock held by ${await holder(path)}`);
+      opts.note?.(`waiting for the kvmnet lock held by ${h.text}`);
       noted = true;
     }
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 40));
