@@ -121,7 +121,7 @@ describe('crash safety: a re-run after a crash at any step converges', { concurr
     console.log(`crash points: ${points.join(', ')}`);
   });
   for (const c of CRASH_CASES) {
-    test(c.name, { timeout: 600_000 }, async (t) => {
+    test(c.name, { timeout: 1_800_000 }, async (t) => {
       const lab = await Lab.create(`cr${CRASH_CASES.indexOf(c)}`);
       try {
         const n = await crashEveryStep(c, lab);
