@@ -41,6 +41,8 @@ then sees the gateway as the source, so replies come back through the host).
 Refused: the same host address/protocol/port twice or overlapping ranges; ranges of different
 lengths; ports outside 1-65535; more than 4096 ports in one forward; a target outside the subnet;
 an unknown network or VM, or a VM without a reserved address; an isolated network.
+The same forward again (same host address, protocol, ports, target and description) is not an
+error: nothing is recorded, the network's firewall is reconciled and the command exits 0.
 
 Examples:
   kvmnet forward add default tcp 8080 kvm1:80 --description web

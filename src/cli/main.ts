@@ -55,7 +55,8 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .addHelpText(
       'after',
       `
-Exit status: 0 success, 1 a failure on the host (rolled back), 2 bad input (nothing changed).
+Exit status: 0 success, 1 a failure on the host (rolled back) or the state lock held by one
+other kvmnet for 60 s (error code locked), 2 bad input (nothing changed).
 
 Examples:
   kvmnet up                      # define (first run) and start the default NAT network

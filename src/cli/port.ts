@@ -59,6 +59,10 @@ DHCP lease (DHCP requests from 0.0.0.0 always pass); no frame may claim the gate
 another port's reservation; IPv6 only from link-local addresses (any on a bridged network); other
 ethertypes are dropped. See \`kvmnet port info\`.
 
+The same port again (same network, --vm, --mac, --ip, --model and flags as a stored port) is not an error:
+nothing is recorded, the host is brought in line with the stored port and the command exits 0. A re-run
+after an interrupted \`port add\` therefore finishes it. Without --mac, every run adds a new port.
+
 Example:
   kvmnet port add default --vm kvm1 --mac 52:54:00:60:e4:6a --ip 192.168.122.50
   vnet0  kvm1  52:54:00:60:e4:6a  tap fe:54:00:60:e4:6a  192.168.122.50

@@ -70,14 +70,18 @@ export function takeoverLines(bridge: string, s: UplinkSnapshot): string[] {
   ];
 }
 
-/** The batch that puts the uplink back exactly as snapshotted (run with ip -force: every line is tried). */
+/**
+ * The batch that puts the uplink back exactly as snapshotted (run with ip -force: every line is
+ * tried). The uplink gets its addresses and routes back before the bridge goes, so at no point of
+ * the batch is the address on neither of them.
+ */
 export function restoreLines(bridge: string, s: UplinkSnapshot): string[] {
   return [
     `link set dev ${s.ifname} nomaster`,
-    `link del ${bridge}`,
     `link set dev ${s.ifname} ${s.up ? 'up' : 'down'}`,
     ...s.addrs.map((a) => addrLine(a, s.ifname)),
     ...s.routes.map((r) => routeLine(r, s.ifname)),
+    `link del ${bridge}`,
   ];
 }
 

@@ -34,10 +34,11 @@ import {
   type NetworkInput,
 } from '../model/network.js';
 import { exists, firstUntraversable, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
+import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
 import { hostUsage, observe } from './observe.js';
 import { Paths } from './paths.js';
-import { planStart, planStop, type NetworkPlan, type Observed, type Step } from './plan.js';
+import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
 import { Store, type AppliedNetwork, type StateData } from './store.js';
 import {
@@ -50,6 +51,7 @@ import {
   portKey,
   tapText,
   validateVmName,
+  DEFAULT_MODEL,
   type TapOwner,
   qemuArgs,
   tapMac,
@@ -61,6 +63,7 @@ import { readLeases, type Lease } from './leases.js';
 import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
 import { joinBridgeStep, planBridgeTable } from './spoof.js';
+import { normalizeMac } from '../model/mac.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
 
@@ -566,6 +569,14 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       const net = Engine.getDef(state, input.network);
+      const same = Engine.identicalPort(state, input);
+      if (same) {
+        // The same port again (a re-run, e.g. after a crash): nothing to record; the host is
+        // brought in line with it.
+        const plans = await this.syncNetwork(state, net.name, opts.dryRun);
+        const notes = [`port ${portId(same)} already exists as asked; its host objects were checked`];
+        return { dryRun: opts.dryRun, definitions: [], plans, notes, port: portView(same) };
+      }
       const obs = await this.observeFor([], []);
       const port = buildPort(input, {
         net,
@@ -573,8 +584,9 @@ export class Engine {
         links: new Set(obs.links.keys()),
       });
       const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
-      const plans = await this.syncNetwork(next, net.name, opts.dryRun);
-      if (!opts.dryRun) await this.store.save(next);
+      const plans = await this.withIntent(state, next, opts.dryRun, () =>
+        this.syncNetwork(next, net.name, opts.dryRun),
+      );
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
   }
@@ -591,6 +603,46 @@ export class Engine {
       lease: lease?.ip ?? null,
       allowedSource: spoofCheckOf(p) ? { mac: p.mac, ip: p.ip ?? lease?.ip ?? null } : null,
     };
+  }
+
+  /**
+   * Stores `next` before `apply` changes the host (intent first: after a crash, a re-run, `down` or
+   * `port del` knows what may exist), and puts `state` back if the apply fails (it rolled back).
+   */
+  private async withIntent<T>(
+    state: StateData,
+    next: StateData,
+    dryRun: boolean,
+    apply: () => Promise<T>,
+  ): Promise<T> {
+    if (dryRun) return apply();
+    await this.store.save(next);
+    stepApplied();
+    try {
+      return await apply();
+    } catch (e) {
+      await this.store.save(state);
+      throw e;
+    }
+  }
+
+  /** A stored port that `input` describes exactly (same network, VM and --mac; same --ip, model and flags). */
+  private static identicalPort(state: StateData, input: PortInput): PortDef | undefined {
+    if (input.mac === undefined) return undefined;
+    const mac = normalizeMac(input.mac);
+    const ipN = input.ip === undefined ? undefined : parseIpv4(input.ip);
+    const ip = ipN === undefined ? input.ip : formatIpv4(ipN);
+    return Object.values(state.ports).find(
+      (p) =>
+        p.mac === mac &&
+        p.network === input.network &&
+        p.vm === input.vm &&
+        p.ip === ip &&
+        p.model === (input.model ?? DEFAULT_MODEL) &&
+        spoofCheckOf(p) === (input.spoofCheck ?? true) &&
+        (p.isolated ?? false) === (input.isolated ?? false) &&
+        isLibvirtPort(p) === (input.tap === 'libvirt'),
+    );
   }
 
   /** Removes a port and its tap (a guest still using it loses its cable). */
@@ -809,19 +861,30 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       const net = Engine.getDef(state, input.network);
-      const f = buildForward(input, {
+      const ctx = {
         net,
         allowed: driverFor(net.mode).capabilities.forwards,
         ports: Object.values(state.ports),
         forwards: Object.values(state.forwards),
-      });
+      };
+      // The same forward again (a re-run, e.g. after a crash): nothing to record; the network's
+      // firewall is reconciled with the stored forwards.
+      const asked = buildForward(input, { ...ctx, forwards: [] });
+      const stored = state.forwards[forwardId(asked)];
+      if (stored && JSON.stringify(stored) === JSON.stringify(asked)) {
+        const plans = await this.syncForwards(state, net.name, opts.dryRun);
+        const notes = [`forward ${forwardId(stored)} already exists as asked; the firewall was checked`];
+        return { dryRun: opts.dryRun, definitions: [], plans, notes, forward: forwardView(state, stored) };
+      }
+      const f = buildForward(input, ctx);
       if (f.hostIp !== undefined) await this.checkHostIp(state, f.hostIp);
       const next: StateData = { ...state, forwards: { ...state.forwards, [forwardId(f)]: f } };
       const added = dnatElements(
         expandForward(f, targetAddress(f, { net, ports: Object.values(state.ports) })),
       );
-      const plans = await this.forwardDelta(next, net.name, added, [], opts.dryRun);
-      if (!opts.dryRun) await this.store.save(next);
+      const plans = await this.withIntent(state, next, opts.dryRun, () =>
+        this.forwardDelta(next, net.name, added, [], opts.dryRun),
+      );
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], forward: forwardView(next, f) };
     });
   }
@@ -924,6 +987,7 @@ export class Engine {
     if (dryRun) return [plan];
     try {
       await this.firewall.applyForwardDelta(add, remove);
+      stepApplied();
     } catch {
       this.note(`kvmnet's nft table differs from what was applied; reconciling network "${name}" in full`);
       return this.syncForwards(state, name, false);
@@ -1221,6 +1285,8 @@ export class Engine {
     if (dryRun) return plans;
     const unchanged = applied?.state === 'active' && JSON.stringify(applied.def) === JSON.stringify(def);
     if (plan.steps.length === 0 && unchanged) return plans;
+    // The recorded pid, or (after a crash that left it unrecorded) the one in dnsmasq's pid file.
+    const dnsmasqPid = runningDnsmasq(applied, obs, this.paths.dnsmasqConf(name));
 
     const rec: AppliedNetwork = {
       version: 1,
@@ -1233,7 +1299,7 @@ export class Engine {
       dnsmasq: {
         confFile: this.paths.dnsmasqConf(name),
         pidFile: this.paths.dnsmasqPid(name),
-        ...(applied?.dnsmasq?.pid === undefined ? {} : { pid: applied.dnsmasq.pid }),
+        ...(dnsmasqPid === undefined ? {} : { pid: dnsmasqPid }),
       },
       runDir: this.paths.netRunDir(name),
       updatedAt: '',
@@ -1249,7 +1315,10 @@ export class Engine {
     });
     // Write-ahead: the record names everything this apply may create before it creates it (skipped
     // when it already does, e.g. for a port forward, whose elements the record does not list).
-    if (!sameRecord(previous, rec)) await this.store.saveApplied(rec);
+    if (!sameRecord(previous, rec)) {
+      await this.store.saveApplied(rec);
+      stepApplied();
+    }
     try {
       await this.execute(plan.steps, reverter, (pid) => {
         if (rec.dnsmasq) rec.dnsmasq.pid = pid;
@@ -1307,6 +1376,10 @@ export class Engine {
       return [plan];
     }
     if (def.uplink === undefined) return this.startHostBridge(state, def, obs, applied, dryRun);
+    // A start that was cut short (crash) resumes from the snapshot it stored before touching the
+    // NIC: the NIC may already be under the bridge, its addresses moved, so a new snapshot would lie.
+    const resume =
+      applied?.state === 'starting' && applied.uplink?.ifname === uplink ? applied.uplink : undefined;
     const link = obs.links.get(uplink);
     if (!link)
       throw inputError(
@@ -1321,7 +1394,7 @@ export class Engine {
         'use a nat or routed network for guests behind a wireless uplink',
       );
     }
-    if (link.master !== undefined) {
+    if (link.master !== undefined && !(resume && link.master === def.bridge)) {
       throw inputError(
         'uplink-enslaved',
         `uplink ${uplink} is already a port of ${link.master}`,
@@ -1335,14 +1408,14 @@ export class Engine {
         'name the physical NIC, e.g. eth1',
       );
     }
-    if (obs.links.has(def.bridge)) {
+    if (obs.links.has(def.bridge) && !resume) {
       throw inputError(
         'bridge-taken',
         `interface ${def.bridge} already exists and is not kvmnet's`,
         `remove it, or give network "${name}" another bridge`,
       );
     }
-    const snap = snapshotUplink(link, obs.addrs, obs.routes);
+    const snap = resume ?? snapshotUplink(link, obs.addrs, obs.routes);
     const notes: string[] = [];
     if (snap.addrs.some((a) => a.dynamic)) {
       notes.push(
@@ -1356,6 +1429,8 @@ export class Engine {
         why: `move ${uplink} (${snap.mac}${snap.addrs.length ? `, ${snap.addrs.map((a) => a.cidr).join(', ')}` : ', no address'}) under bridge ${def.bridge}`,
         lines: takeoverLines(def.bridge, snap),
         undo: restoreLines(def.bridge, snap),
+        // Resuming: every line is tried, those already done fail harmlessly (exists / not there).
+        ...(resume ? { force: true } : {}),
       },
     ];
     if (target)
@@ -1391,7 +1466,10 @@ export class Engine {
       await this.store.removeApplied(name);
       await removeIfEmpty(this.paths.appliedDir);
     });
-    await this.store.saveApplied(rec);
+    if (!sameRecord(applied, rec)) {
+      await this.store.saveApplied(rec);
+      stepApplied();
+    }
     try {
       await this.execute(steps, reverter, () => {});
     } catch (e) {
@@ -1661,6 +1739,7 @@ export class Engine {
           break;
         }
       }
+      stepApplied();
     }
   }
 }

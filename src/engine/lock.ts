@@ -1,19 +1,63 @@
 // The state lock: one kvmnet process changes state at a time (CLI, daemon, hooks alike).
-// An O_EXCL lock file holding the owner's pid; a lock whose owner is dead is taken over.
-import { mkdir, open, readFile, rmdir, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+//
+// The lock itself is an abstract Unix socket named after the state directory's lock file path
+// (`\0kvmnet-lock-<sha256>`): binding it succeeds for one process only, and the kernel releases it
+// when that process ends in any way, SIGKILL and power loss included, so a crash never leaves a
+// stale lock. Abstract sockets belong to the network namespace, which is the one the holders
+// manage anyway. Beside it, the lock file holds "PID STARTTIME" of the holder, for diagnostics
+// only (`waiting for the kvmnet lock held by process PID`); a file left by a crashed holder is
+// overwritten by the next one and means nothing.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { failure } from '../model/errors.js';
 
 export interface Lock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
+/** The process's start time in clock ticks since boot (/proc/PID/stat field 22), '' if unknown. */
+export function startTime(pid: number): string {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function lockSocketName(path: string): string {
+  return `\0kvmnet-lock-${createHash('sha256').update(resolve(path)).digest('hex').slice(0, 32)}`;
+}
+
+function tryBind(name: string): Promise<Server | null> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      server.close();
+      if (e.code === 'EADDRINUSE') res(null);
+      else rej(e);
+    });
+    server.listen({ path: name, exclusive: true }, () => {
+      server.unref();
+      res(server);
+    });
+  });
+}
+
+/** Who holds the lock, from the lock file: "process PID" (or "another process"). */
+async function holder(path: string): Promise<{ text: string; id: string }> {
+  try {
+    const id = (await readFile(path, 'utf8')).trim();
+    const [pid, start] = id.split(' ');
+    const n = Number(pid);
+    if (Number.isInteger(n) && n > 0 && (start === undefined || startTime(n) === start))
+      return { text: `process ${n}`, id };
+    return { text: 'another process', id };
+  } catch {
+    return { text: 'another process', id: '' }; // not written yet
   }
 }
 
@@ -24,13 +68,17 @@ export async function acquireLock(
   // A dry run on a fresh host must leave nothing behind: a directory made only for the lock goes
   // again on release if nothing else was written into it.
   const made = await mkdir(dirname(path), { recursive: true });
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  const name = lockSocketName(path);
+  // The wait times out only when one holder keeps the lock that long: behind a queue of other
+  // commands that each finish, a command waits its turn however long the queue is.
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let deadline = Date.now() + timeoutMs;
+  let last: string | undefined;
   let noted = false;
   for (;;) {
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
+    const server = await tryBind(name);
+    if (server) {
+      await writeFile(path, `${process.pid} ${startTime(process.pid)}\n`, { mode: 0o600 });
       return {
         release: async () => {
           try {
@@ -45,35 +93,28 @@ export async function acquireLock(
               /* not empty: state was written */
             }
           }
+          await new Promise<void>((r) => server.close(() => r()));
         },
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let owner: number;
-    try {
-      owner = Number((await readFile(path, 'utf8')).trim());
-    } catch {
-      continue; // released meanwhile
-    }
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
-      // Stale lock of a crashed process: remove it only if it still names that process.
-      try {
-        if (Number((await readFile(path, 'utf8')).trim()) === owner) await unlink(path);
-      } catch {
-        /* raced with another taker */
-      }
-      continue;
+    const h = await holder(path);
+    if (h.id !== last) {
+      if (last !== undefined) deadline = Date.now() + timeoutMs;
+      last = h.id;
     }
     if (Date.now() > deadline) {
-      throw failure('locked', `the kvmnet state is locked by process ${owner}`, {
-        hint: `wait for it to finish, or check ${path}`,
-      });
+      throw failure(
+        'locked',
+        `the kvmnet state is locked by ${h.text} for ${Math.round(timeoutMs / 1000)} s`,
+        {
+          hint: `wait for it to finish (${path} names the holder), then run the command again`,
+        },
+      );
     }
     if (!noted) {
-      opts.note?.(`waiting for the kvmnet lock held by process ${owner}`);
+      opts.note?.(`waiting for the kvmnet lock held by ${h.text}`);
       noted = true;
     }
-    await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
+    await new Promise((r) => setTimeout(r, 20 + Math.random() * 40));
   }
 }

@@ -34,6 +34,11 @@ export async function observe(
     files.set(rec.runDir, (await exists(rec.runDir)) ? '' : null);
     const pid = rec.dnsmasq?.pid;
     if (pid !== undefined) procs.set(pid, await host.processArgs(pid));
+    // dnsmasq writes its pid file itself: after a crash it may be the only trace of the process.
+    const pidFile = rec.dnsmasq?.pidFile;
+    const fromFile = pidFile === undefined ? NaN : Number((await readOrNull(pidFile))?.trim());
+    if (Number.isInteger(fromFile) && fromFile > 0 && !procs.has(fromFile))
+      procs.set(fromFile, await host.processArgs(fromFile));
   }
   return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes, fw, sysctls, files, procs };
 }

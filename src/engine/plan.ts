@@ -74,6 +74,22 @@ export function isOurDnsmasq(argv: string[] | null | undefined, confFile: string
   return !!argv && argv.some((a) => a === `--conf-file=${confFile}`);
 }
 
+/**
+ * The network's running dnsmasq: the pid in the applied record, else the one in its pid file (a
+ * crash between starting dnsmasq and recording its pid leaves only the file). Either counts only
+ * if that process runs with the network's conf file: a pid is never trusted by name alone.
+ */
+export function runningDnsmasq(
+  applied: AppliedNetwork | undefined,
+  obs: Observed,
+  confFile: string,
+): number | undefined {
+  const recorded = applied?.dnsmasq?.pid;
+  if (recorded !== undefined && isOurDnsmasq(obs.procs.get(recorded), confFile)) return recorded;
+  for (const [pid, argv] of obs.procs) if (isOurDnsmasq(argv, confFile)) return pid;
+  return undefined;
+}
+
 /** Plans a network into the running state. `applied` is the record of the previous apply, if any. */
 export function planStart(
   def: NetworkDef,
@@ -189,8 +205,8 @@ export function planStart(
     }
   }
   const confFile = ctx.paths.dnsmasqConf(def.name);
-  const pid = applied?.dnsmasq?.pid;
-  const running = pid !== undefined && isOurDnsmasq(obs.procs.get(pid), confFile);
+  const pid = runningDnsmasq(applied, obs, confFile);
+  const running = pid !== undefined;
   const restart = confChanged || opts.restartDnsmasq === true;
   if (running && restart) {
     steps.push({
@@ -291,8 +307,8 @@ export function planStop(
   ctx: PlanContext,
 ): NetworkPlan {
   const steps: Step[] = [];
-  const pid = applied.dnsmasq?.pid;
-  if (pid !== undefined && applied.dnsmasq && isOurDnsmasq(obs.procs.get(pid), applied.dnsmasq.confFile)) {
+  const pid = applied.dnsmasq ? runningDnsmasq(applied, obs, applied.dnsmasq.confFile) : undefined;
+  if (pid !== undefined) {
     steps.push({ kind: 'dnsmasq-stop', why: 'network stops', pid });
   }
   const fw = ctx.firewall.planRemove(applied.firewall, obs.fw, othersRemain);

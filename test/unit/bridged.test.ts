@@ -59,14 +59,14 @@ describe('take-over and restore', () => {
     ]);
   });
 
-  test('restore puts everything back on the NIC', () => {
+  test('restore puts everything back on the NIC before the bridge goes', () => {
     assert.deepEqual(restoreLines('virbr1', snap), [
       'link set dev eth1 nomaster',
-      'link del virbr1',
       'link set dev eth1 up',
       'addr add 192.168.100.239/24 broadcast 192.168.100.255 dev eth1',
       'route replace default via 192.168.100.254 dev eth1 metric 100',
       'route replace 10.50.0.0/16 via 192.168.100.1 dev eth1 proto static metric 50',
+      'link del virbr1',
     ]);
   });
 
@@ -80,8 +80,8 @@ describe('take-over and restore', () => {
     ]);
     assert.deepEqual(restoreLines('virbr1', bare), [
       'link set dev eth1 nomaster',
-      'link del virbr1',
       'link set dev eth1 down',
+      'link del virbr1',
     ]);
   });
 
