@@ -74,7 +74,7 @@ export function takeoverLines(bridge: string, s: UplinkSnapshot): string[] {
 export function restoreLines(bridge: string, s: UplinkSnapshot): string[] {
   return [
     `link set dev ${s.ifname} nomaster`,
-    `link del ${bridge}`,
+    `link del dev ${bridge}`,
     `link set dev ${s.ifname} ${s.up ? 'up' : 'down'}`,
     ...s.addrs.map((a) => addrLine(a, s.ifname)),
     ...s.routes.map((r) => routeLine(r, s.ifname)),

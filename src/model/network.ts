@@ -467,7 +467,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     }
   }
   if (input.uplink === undefined) return buildHostBridge(input, ctx);
-  if (!IFNAME_RE.test(input.uplink))
+  if (!IFNAME_RE.test(input.uplink) || input.uplink === '.' || input.uplink === '..')
     throw inputError(
       'invalid-uplink',
       `uplink "${input.uplink}" is not an interface name`,
@@ -947,13 +947,21 @@ function checkDns(dns: DnsConfig, _subnet: Cidr): DnsConfig {
           `${f}.name "${t.name}" is not a DNS name`,
           'e.g. example or info.lab',
         );
-      // dnsmasq's txt-record= splits on commas and ends at a newline.
-      if (/[\n\r,"\\]/.test(t.value))
+      // dnsmasq's txt-record= splits on commas, ends at a newline and takes " #" as a comment; a
+      // TXT character-string is at most 255 bytes.
+      if (!/^[\x20-\x7e]*$/.test(t.value) || /[,"\\#]/.test(t.value))
         throw fieldError(
           `${f}.value`,
           'invalid-dns',
-          `${f}.value has a comma, quote, backslash or line break`,
+          `${f}.value has a comma, quote, backslash, "#", line break or other character outside printable ASCII`,
           'dnsmasq cannot take those in a TXT record value',
+        );
+      if (t.value.length > 255)
+        throw fieldError(
+          `${f}.value`,
+          'invalid-dns',
+          `${f}.value is ${t.value.length} characters long`,
+          'a TXT record value is at most 255 characters',
         );
       return { name: t.name, value: t.value };
     });

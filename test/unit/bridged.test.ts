@@ -62,7 +62,7 @@ describe('take-over and restore', () => {
   test('restore puts everything back on the NIC', () => {
     assert.deepEqual(restoreLines('virbr1', snap), [
       'link set dev eth1 nomaster',
-      'link del virbr1',
+      'link del dev virbr1',
       'link set dev eth1 up',
       'addr add 192.168.100.239/24 broadcast 192.168.100.255 dev eth1',
       'route replace default via 192.168.100.254 dev eth1 metric 100',
@@ -80,7 +80,7 @@ describe('take-over and restore', () => {
     ]);
     assert.deepEqual(restoreLines('virbr1', bare), [
       'link set dev eth1 nomaster',
-      'link del virbr1',
+      'link del dev virbr1',
       'link set dev eth1 down',
     ]);
   });
