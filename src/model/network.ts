@@ -234,6 +234,13 @@ export function validateBridgeName(bridge: string): void {
       'Linux interface names are at most 15 bytes; pick a shorter --bridge',
     );
   }
+  if (bridge.startsWith('-')) {
+    throw inputError(
+      'invalid-bridge',
+      `bridge name "${bridge}" starts with "-"`,
+      'a name that looks like an option is refused; start it with a letter or digit, e.g. virbr7',
+    );
+  }
   if (!IFNAME_RE.test(bridge) || bridge === '.' || bridge === '..') {
     throw inputError(
       'invalid-bridge',
@@ -467,7 +474,12 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     }
   }
   if (input.uplink === undefined) return buildHostBridge(input, ctx);
-  if (!IFNAME_RE.test(input.uplink) || input.uplink === '.' || input.uplink === '..')
+  if (
+    !IFNAME_RE.test(input.uplink) ||
+    input.uplink === '.' ||
+    input.uplink === '..' ||
+    input.uplink.startsWith('-')
+  )
     throw inputError(
       'invalid-uplink',
       `uplink "${input.uplink}" is not an interface name`,
@@ -821,7 +833,12 @@ function checkExtras(
         `forwardDev is for nat and routed networks, not ${input.mode}`,
         'drop forwardDev',
       );
-    if (!IFNAME_RE.test(input.forwardDev) || input.forwardDev === '.' || input.forwardDev === '..')
+    if (
+      !IFNAME_RE.test(input.forwardDev) ||
+      input.forwardDev === '.' ||
+      input.forwardDev === '..' ||
+      input.forwardDev.startsWith('-')
+    )
       throw fieldError(
         'forwardDev',
         'invalid-forward-dev',
