@@ -37,14 +37,17 @@ function withoutLeases(s: Snapshot): Snapshot {
   };
 }
 
-/** Runs fn over items, `n` at a time. */
+/** Runs fn over items, `n` at a time; every item runs even when one fails (the first failure is thrown). */
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
   const queue = [...items];
+  const errors: unknown[] = [];
   await Promise.all(
     Array.from({ length: n }, async () => {
-      for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+      for (let x = queue.shift(); x !== undefined; x = queue.shift())
+        await fn(x).catch((e: unknown) => errors.push(e));
     }),
   );
+  if (errors.length > 0) throw errors[0];
 }
 
 // A NUL byte cannot be carried in an argument vector (execve ends the string there); the unit
@@ -69,7 +72,7 @@ describe('hostile names through the CLI', () => {
       const isDescription = c.name.includes('--description');
       const before = await lab.snapshot();
       const accepted: string[] = [];
-      await pool(PAYLOADS, isDescription ? 1 : 3, async (p) => {
+      await pool(PAYLOADS, isDescription ? 1 : 4, async (p) => {
         const args = c.args.map((a) => a.replace('$P', p.value));
         const r = await lab.kvmnet(...args);
         const what = `kvmnet ${args.map((a) => JSON.stringify(a)).join(' ')} (${p.name})`;

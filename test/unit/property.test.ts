@@ -12,6 +12,7 @@ import { fcAssert, hostileString, hostileValue, outcome, shaped } from '../lib/f
 import { parseDefinitionsFile, renderDefinitions } from '../../src/model/definitions.js';
 import { importNetworkXml, renderNetworkXml } from '../../src/model/libvirt.js';
 import { parseDomainXml } from '../../src/model/domain.js';
+import { renderHookScript } from '../../src/engine/hook.js';
 import { formatCidr, formatIpv4, parseCidr, parseIpv4 } from '../../src/model/ipv4.js';
 import { normalizeMac } from '../../src/model/mac.js';
 import {
@@ -633,6 +634,10 @@ describe('regressions found by the property tests', () => {
         "<source bridge='virbr0'/><target dev='a&#10;link del eth0'/></interface></devices></domain>",
     );
     assert.deepEqual(d.interfaces, [{ type: 'bridge', mac: '52:54:00:00:00:01', bridge: 'virbr0' }]);
+  });
+  test('the libvirt hook passes "--" so a domain named "-x" is not read as an option', () => {
+    const script = renderHookScript({ node: '/n', bin: '/b', stateDir: '/s', runDir: '/r' });
+    assert.ok(script.includes('libvirt hook-event -- "$1" "$2" "$3"'), script);
   });
   test('a name with a line break gives a one-line message', () => {
     const r = outcome(() => build({ name: 'a\nb', bridge: 'br0', subnet: '10.0.0.0/24' }));
