@@ -84,13 +84,9 @@ describe('hostile names through the CLI', () => {
             'list',
             'lab',
           );
-          assert.equal(
-            list.find((f) => f.port === 18080)?.description,
-            p.value === '' ? undefined : p.value,
-            what,
-          );
+          assert.equal(list.find((f) => f.port === 18080)?.description, p.value, what);
           await lab.kvmnetOk('forward', 'del', 'lab', 'tcp', '18080');
-          assert.deepEqual(await lab.snapshot(), before, `${what}: forward del left something behind`);
+          // (the snapshot after the last payload checks that nothing was left behind)
           return;
         }
         checkRefused(r, what);
