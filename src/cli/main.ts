@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths } from '../engine/paths.js';
-import { inputError, KvmnetError } from '../model/errors.js';
+import { inputError, KvmnetError, oneLine } from '../model/errors.js';
 import type { CliContext } from './context.js';
 import { registerNet } from './net.js';
 import { registerForward } from './forward.js';
@@ -168,8 +168,13 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // commander's own errors (unknown option, missing argument) as one line, like kvmnet's: its
+  // "(Did you mean …?)" joins the line, and control characters of the argument are escaped.
+  const outputError = (str: string, write: (s: string) => void): void =>
+    write(`${oneLine(str.trimEnd().replace(/\n(?=\()/g, ' '))}\n`);
   const override = (c: Command): void => {
     c.exitOverride();
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError });
     for (const s of c.commands) override(s);
   };
   override(program);

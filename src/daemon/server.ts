@@ -194,10 +194,11 @@ export class ApiServer {
   }
 
   private async handle(t: Transport, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://kvmnet');
     const method = req.method ?? 'GET';
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
+    const url = requestUrl(req.url);
+    if (!url) return sendError(res, 400, badUrl(req.url ?? ''));
     if (t === 'tcp' && !this.hostAllowed(req)) {
       return sendError(
         res,
@@ -210,6 +211,11 @@ export class ApiServer {
       );
     }
     if (!url.pathname.startsWith('/api/')) return this.serveStatic(t, req, res, url);
+    try {
+      decodeURIComponent(url.pathname);
+    } catch {
+      return sendError(res, 400, badUrl(url.pathname));
+    }
 
     const auth = this.authOf(t, req);
     if (!auth) {
@@ -367,7 +373,13 @@ export class ApiServer {
       res.end();
       return;
     }
-    const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(1));
+    let rel: string;
+    try {
+      rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(1));
+    } catch {
+      return sendError(res, 400, badUrl(url.pathname));
+    }
+    if (rel.includes('\0')) return sendError(res, 400, badUrl(url.pathname));
     const file = normalize(join(this.opts.webRoot, rel));
     if (!file.startsWith(this.opts.webRoot + sep)) {
       return sendError(res, 404, inputError('not-found', `no file ${url.pathname}`, 'open /'));
@@ -487,4 +499,26 @@ function answers(path: string): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The request's URL: only origin-form paths ("/api/..."), so "//host/..." or an absolute URL
+ * cannot change what the path means. Undefined when it is not one.
+ */
+function requestUrl(raw: string | undefined): URL | undefined {
+  const text = raw ?? '/';
+  if (!text.startsWith('/') || text.startsWith('//')) return undefined;
+  try {
+    return new URL(text, 'http://kvmnet');
+  } catch {
+    return undefined;
+  }
+}
+
+function badUrl(text: string): KvmnetError {
+  return inputError(
+    'bad-url',
+    `the URL ${JSON.stringify(text)} is not a valid path`,
+    'percent-encode the path as RFC 3986 says',
+  );
 }

@@ -81,7 +81,7 @@ export function restoreLines(bridge: string, s: UplinkSnapshot): string[] {
     `link set dev ${s.ifname} ${s.up ? 'up' : 'down'}`,
     ...s.addrs.map((a) => addrLine(a, s.ifname)),
     ...s.routes.map((r) => routeLine(r, s.ifname)),
-    `link del ${bridge}`,
+    `link del dev ${bridge}`,
   ];
 }
 

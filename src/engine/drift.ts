@@ -599,7 +599,7 @@ export function planBridgedRepair(applied: AppliedNetwork, obs: Observed, ports:
     if (!link) {
       const mtu = up.mtu && up.mtu !== 1500 ? ` mtu ${up.mtu}` : '';
       lines.push(`link add name ${br} address ${up.mac}${mtu} type bridge stp_state 0 forward_delay 0`);
-      undo.push(`link del ${br}`);
+      undo.push(`link del dev ${br}`);
     }
     if (!link?.flags.includes('UP')) lines.push(`link set dev ${br} up`);
     if (obs.links.get(up.ifname)?.master !== br) lines.push(`link set dev ${up.ifname} master ${br}`);

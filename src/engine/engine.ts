@@ -9,7 +9,7 @@ import type { FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
 import { Host } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
-import { failure, inputError, KvmnetError } from '../model/errors.js';
+import { failure, inputError, KvmnetError, own } from '../model/errors.js';
 import { formatCidr, formatIpv4, overlaps, parseCidr, parseIpv4 } from '../model/ipv4.js';
 import {
   buildForward,
@@ -151,7 +151,7 @@ export class Engine {
   }
 
   private static getDef(state: StateData, name: string): NetworkDef {
-    const def = state.networks[name];
+    const def = own(state.networks, name);
     if (!def) {
       const known = Object.keys(state.networks);
       throw inputError(
@@ -202,7 +202,7 @@ export class Engine {
   async define(input: NetworkInput, opts: { dryRun: boolean }): Promise<OpResult & { network: NetworkDef }> {
     return this.locked(async () => {
       const state = await this.store.load();
-      if (state.networks[input.name]) {
+      if (own(state.networks, input.name)) {
         throw inputError(
           'already-defined',
           `network "${input.name}" is already defined`,
@@ -389,7 +389,7 @@ export class Engine {
             'keep one definition per name',
           );
         seen.add(input.name);
-        let bridge = input.bridge ?? state.networks[input.name]?.bridge;
+        let bridge = input.bridge ?? own(state.networks, input.name)?.bridge;
         if (bridge === undefined) {
           bridge = pickBridgeName(usedBridges);
           usedBridges.add(bridge);
@@ -401,7 +401,7 @@ export class Engine {
       const next: Record<string, NetworkDef> = {};
       for (const d of defs) {
         next[d.name] = d;
-        const old = state.networks[d.name];
+        const old = own(state.networks, d.name);
         if (!old) result.definitions.push({ network: d.name, change: 'define', details: describeDef(d) });
         else {
           const diff = diffNetworks(old, d);
@@ -447,7 +447,7 @@ export class Engine {
         ...(f.description ? [f.description] : []),
       ];
       for (const [id, f] of Object.entries(forwards)) {
-        const old = state.forwards[id];
+        const old = own(state.forwards, id);
         if (old && JSON.stringify(old) === JSON.stringify(f)) continue;
         result.definitions.push({
           network: f.network,
@@ -459,7 +459,7 @@ export class Engine {
         if (old) touched.add(old.network);
       }
       for (const [id, f] of Object.entries(state.forwards)) {
-        if (forwards[id]) continue;
+        if (own(forwards, id)) continue;
         result.definitions.push({ network: f.network, forward: id, change: 'undefine', details: [] });
         touched.add(f.network);
       }
@@ -915,7 +915,7 @@ export class Engine {
           ...(hostIp === undefined ? {} : { hostIp }),
         });
       }
-      const f = state.forwards[id];
+      const f = own(state.forwards, id);
       if (!f || f.network !== network) {
         const known = forwardsOf(state, network).map(forwardId);
         throw inputError(
@@ -1035,7 +1035,7 @@ export class Engine {
 
   /** Refuses a change after which a forward to a VM on `network` would have no address to reach. */
   private static checkForwardsResolve(state: StateData, network: string, what: string): void {
-    const net = state.networks[network];
+    const net = own(state.networks, network);
     if (!net) return;
     for (const f of forwardsOf(state, network)) {
       try {
@@ -1158,7 +1158,7 @@ export class Engine {
     const steps: Step[] = present.map((p) => ({
       kind: 'ip',
       why: `delete port ${portId(p)}`,
-      lines: [`link del ${p.name}`],
+      lines: [`link del dev ${p.name}`],
       undo: [],
     }));
     const plan: NetworkPlan = { network, action: 'update', steps };
@@ -1779,7 +1779,7 @@ export interface ForwardView extends ForwardDef {
 }
 
 export function forwardView(state: StateData, f: ForwardDef): ForwardView {
-  const net = state.networks[f.network];
+  const net = own(state.networks, f.network);
   let ip: string | null;
   try {
     ip = net ? targetAddress(f, { net, ports: Object.values(state.ports) }) : null;

@@ -53,7 +53,7 @@ esac
 mkdir -p "$KVMNET_STATE_DIR" 2>/dev/null
 t=
 if command -v timeout >/dev/null 2>&1; then t="timeout -k 2 ${HOOK_TIMEOUT_S}"; fi
-$t ${sq(i.node)} ${sq(i.bin)} libvirt hook-event "$1" "$2" "$3" >>"$log" 2>&1
+$t ${sq(i.node)} ${sq(i.bin)} libvirt hook-event -- "$1" "$2" "$3" >>"$log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ]; then
 	msg="kvmnet libvirt hook: $1 $2 $3: exit status $rc (failed or timed out)"

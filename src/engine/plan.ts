@@ -122,7 +122,7 @@ export function planStart(
         `addr add ${gwCidr} dev ${br}`,
         `link set dev ${br} up`,
       ],
-      undo: [`link del ${br}`],
+      undo: [`link del dev ${br}`],
     });
   } else {
     const lines: string[] = [];
@@ -247,7 +247,7 @@ export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed
     const why: string[] = [];
     if (!link) {
       lines.push(`tuntap add dev ${p.name} mode tap vnet_hdr`, `link set dev ${p.name} address ${mac}`);
-      undo.push(`link del ${p.name}`);
+      undo.push(`link del dev ${p.name}`);
       why.push('tap missing');
     } else if (link.address !== mac) {
       lines.push(`link set dev ${p.name} address ${mac}`);
@@ -336,7 +336,7 @@ export function planStop(
     steps.push({
       kind: 'ip',
       why: `delete bridge ${applied.bridge}`,
-      lines: [`link del ${applied.bridge}`],
+      lines: [`link del dev ${applied.bridge}`],
       undo: [],
     });
   }

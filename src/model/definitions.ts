@@ -1,6 +1,6 @@
 // The declarative definitions file (`kvmnet apply -f`, `kvmnet export`): YAML in, YAML out.
 // Parsing reports unknown keys and wrong types with the key's path and line.
-import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { inputError } from './errors.js';
 import { PROTOCOLS, portsText, type ForwardDef, type ForwardInput } from './forward.js';
@@ -47,6 +47,12 @@ function lineOf(doc: Document, lc: LineCounter, path: PropertyKey[]): number | u
   return isNode(root) && root.range ? lc.linePos(root.range[0]).line : undefined;
 }
 
+/** The yaml library's message as one line, without advice about its own API. */
+function yamlMessage(code: string | undefined, message: string | undefined): string {
+  if (code === 'MULTIPLE_DOCS') return 'more than one YAML document (a second "---")';
+  return message?.split('\n')[0] ?? 'not valid YAML';
+}
+
 /** The networks of a definitions file (see parseDefinitionsFile). */
 export function parseDefinitions(text: string, file: string): NetworkInput[] {
   return parseDefinitionsFile(text, file).networks;
@@ -60,11 +66,46 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
     const line = e?.pos ? lc.linePos(e.pos[0]).line : undefined;
     throw inputError(
       'invalid-yaml',
-      `${file}${line ? `:${line}` : ''}: ${e?.message.split('\n')[0] ?? 'not valid YAML'}`,
+      `${file}${line ? `:${line}` : ''}: ${yamlMessage(e?.code, e?.message)}`,
       'fix the YAML syntax',
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
+  // Keys must be plain scalars, and never __proto__ (which a JS object would take as its prototype,
+  // silently dropping the entry).
+  let badKey: { line: number | undefined; text: string } | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      const k = pair.key;
+      const ok = isScalar(k);
+      if (ok && String(k.value) !== '__proto__') return undefined;
+      const range = isNode(k) ? k.range : undefined;
+      badKey = {
+        line: range ? lc.linePos(range[0]).line : undefined,
+        text: ok
+          ? 'the key __proto__ is not allowed'
+          : 'a key must be a plain value, not empty, a list or a mapping',
+      };
+      return visit.BREAK;
+    },
+  });
+  if (badKey) {
+    throw inputError(
+      'invalid-file',
+      `${file}${badKey.line ? `:${badKey.line}` : ''}: ${badKey.text}`,
+      'use the keys of docs/cli.md, "The definitions file"',
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    // The yaml library refuses alias expansion beyond maxAliasCount (a "billion laughs" file).
+    throw inputError(
+      'invalid-yaml',
+      `${file}: ${e instanceof Error ? e.message : String(e)}`,
+      'write the values out instead of through many nested aliases (*name)',
+    );
+  }
   const r = fileSchema.safeParse(raw);
   if (!r.success) {
     // An unknown key is usually a misspelt one: report it before the "missing key" it causes.

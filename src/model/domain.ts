@@ -1,6 +1,6 @@
 // libvirt domains: the <interface> element `kvmnet libvirt interface` prints, and the interfaces of
 // the domain XML libvirt hands its qemu hook on stdin. Pure: text in, values out.
-import { xmlParser } from './xml.js';
+import { parseXmlSafely, refuseDoctype } from './xml.js';
 import { XMLValidator } from 'fast-xml-parser';
 import { inputError } from './errors.js';
 import { normalizeMac } from './mac.js';
@@ -25,6 +25,10 @@ export interface DomainXml {
 
 type Node = Record<string, unknown>;
 
+/** A tap name libvirt makes (vnetN, or <target dev> as the user wrote it): a Linux interface name. */
+const TAP_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+const MODEL_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
 function nodes(parent: Node | undefined, name: string): Node[] {
   const v = parent?.[name];
   return (Array.isArray(v) ? v : []).filter((x): x is Node => typeof x === 'object' && x !== null);
@@ -46,6 +50,7 @@ function text(n: Node | undefined): string {
  * bridge). Other interfaces (user, direct, hostdev, …) are skipped: they have no tap on a bridge.
  */
 export function parseDomainXml(xml: string): DomainXml {
+  refuseDoctype(xml, 'domain XML', 'libvirt passes the domain XML on standard input, without a DOCTYPE');
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
     throw inputError(
@@ -54,7 +59,7 @@ export function parseDomainXml(xml: string): DomainXml {
       'libvirt passes the domain XML on standard input',
     );
   }
-  const doc = xmlParser.parse(xml) as Node;
+  const doc = parseXmlSafely(xml, 'domain XML', 'libvirt passes the domain XML on standard input');
   const dom = nodes(doc, 'domain')[0];
   if (!dom) throw inputError('invalid-xml', 'not a libvirt domain XML', 'the root element must be <domain>');
   const interfaces: DomainInterface[] = [];
@@ -65,8 +70,12 @@ export function parseDomainXml(xml: string): DomainXml {
       const mac = normalizeMac(attr(nodes(i, 'mac')[0], 'address') ?? '');
       const bridge = attr(nodes(i, 'source')[0], 'bridge');
       if (!mac || !bridge) continue;
-      const dev = attr(nodes(i, 'target')[0], 'dev');
-      const model = attr(nodes(i, 'model')[0], 'type');
+      // The tap's name goes into `ip -batch` lines and the model into listings: anything but a
+      // plain interface name / model name is dropped (the interface is then not recorded).
+      const rawDev = attr(nodes(i, 'target')[0], 'dev');
+      const dev = rawDev !== undefined && TAP_RE.test(rawDev) ? rawDev : undefined;
+      const rawModel = attr(nodes(i, 'model')[0], 'type');
+      const model = rawModel !== undefined && MODEL_RE.test(rawModel) ? rawModel : undefined;
       interfaces.push({ type, mac, bridge, ...(dev ? { dev } : {}), ...(model ? { model } : {}) });
     }
   }

@@ -2,7 +2,7 @@
 // Pure: text in, NetworkInput out (and NetworkDef in, XML text out). Every element and attribute of
 // the input is either mapped or refused with its XPath and a hint; nothing is dropped silently.
 // Not here: domain <interface> snippets, libvirt hooks, talking to libvirtd.
-import { xmlParser } from './xml.js';
+import { parseXmlSafely, refuseDoctype } from './xml.js';
 import { XMLBuilder, XMLValidator } from 'fast-xml-parser';
 import { inputError, KvmnetError } from './errors.js';
 import { formatIpv4, networkOf, parseIpv4 } from './ipv4.js';
@@ -192,6 +192,7 @@ function leaseOf(parent: El): number | undefined {
  * does that) so that model errors name their XPath too.
  */
 export function importNetworkXml(text: string): XmlImport {
+  refuseDoctype(text, '/', 'remove the <!DOCTYPE ...> (libvirt network XML has none)');
   const valid = XMLValidator.validate(text);
   if (valid !== true) {
     throw inputError(
@@ -200,7 +201,7 @@ export function importNetworkXml(text: string): XmlImport {
       'fix the XML syntax',
     );
   }
-  const doc = xmlParser.parse(text) as Node;
+  const doc = parseXmlSafely(text, '/', 'fix the XML');
   const roots = Object.keys(doc).filter((k) => !k.startsWith('#') && !k.startsWith('?'));
   if (roots.length !== 1 || roots[0] !== 'network') {
     throw inputError(

@@ -241,6 +241,13 @@ export function validateBridgeName(bridge: string): void {
       'Linux interface names are at most 15 bytes; pick a shorter --bridge',
     );
   }
+  if (bridge.startsWith('-')) {
+    throw inputError(
+      'invalid-bridge',
+      `bridge name "${bridge}" starts with "-"`,
+      'a name that looks like an option is refused; start it with a letter or digit, e.g. virbr7',
+    );
+  }
   if (!IFNAME_RE.test(bridge) || bridge === '.' || bridge === '..') {
     throw inputError(
       'invalid-bridge',
@@ -475,7 +482,12 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     }
   }
   if (input.uplink === undefined) return buildHostBridge(input, ctx);
-  if (!IFNAME_RE.test(input.uplink))
+  if (
+    !IFNAME_RE.test(input.uplink) ||
+    input.uplink === '.' ||
+    input.uplink === '..' ||
+    input.uplink.startsWith('-')
+  )
     throw inputError(
       'invalid-uplink',
       `uplink "${input.uplink}" is not an interface name`,
@@ -830,7 +842,12 @@ function checkExtras(
         `forwardDev is for nat and routed networks, not ${input.mode}`,
         'drop forwardDev',
       );
-    if (!IFNAME_RE.test(input.forwardDev) || input.forwardDev === '.' || input.forwardDev === '..')
+    if (
+      !IFNAME_RE.test(input.forwardDev) ||
+      input.forwardDev === '.' ||
+      input.forwardDev === '..' ||
+      input.forwardDev.startsWith('-')
+    )
       throw fieldError(
         'forwardDev',
         'invalid-forward-dev',
@@ -1028,13 +1045,21 @@ function checkDns(dns: DnsConfig, _subnet: Cidr): DnsConfig {
           `${f}.name "${t.name}" is not a DNS name`,
           'e.g. example or info.lab',
         );
-      // dnsmasq's txt-record= splits on commas and ends at a newline.
-      if (/[\n\r,"\\]/.test(t.value))
+      // dnsmasq's txt-record= splits on commas, ends at a newline and takes " #" as a comment; a
+      // TXT character-string is at most 255 bytes.
+      if (!/^[\x20-\x7e]*$/.test(t.value) || /[,"\\#]/.test(t.value))
         throw fieldError(
           `${f}.value`,
           'invalid-dns',
-          `${f}.value has a comma, quote, backslash or line break`,
+          `${f}.value has a comma, quote, backslash, "#", line break or other character outside printable ASCII`,
           'dnsmasq cannot take those in a TXT record value',
+        );
+      if (t.value.length > 255)
+        throw fieldError(
+          `${f}.value`,
+          'invalid-dns',
+          `${f}.value is ${t.value.length} characters long`,
+          'a TXT record value is at most 255 characters',
         );
       return { name: t.name, value: t.value };
     });

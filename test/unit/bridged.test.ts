@@ -66,7 +66,7 @@ describe('take-over and restore', () => {
       'addr add 192.168.100.239/24 broadcast 192.168.100.255 dev eth1',
       'route replace default via 192.168.100.254 dev eth1 metric 100',
       'route replace 10.50.0.0/16 via 192.168.100.1 dev eth1 proto static metric 50',
-      'link del virbr1',
+      'link del dev virbr1',
     ]);
   });
 
@@ -81,7 +81,7 @@ describe('take-over and restore', () => {
     assert.deepEqual(restoreLines('virbr1', bare), [
       'link set dev eth1 nomaster',
       'link set dev eth1 down',
-      'link del virbr1',
+      'link del dev virbr1',
     ]);
   });
 
