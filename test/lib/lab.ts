@@ -280,7 +280,7 @@ export class Lab {
         .sort(),
       // IPv4 routes of every table (IPv6 link-local routes appear on their own as DAD finishes).
       routes: await j(['-4', 'route', 'show', 'table', 'all']),
-      nft: await must('ip', ['netns', 'exec', this.hostNs, 'nft', 'list', 'ruleset']),
+      nft: sortTables(await must('ip', ['netns', 'exec', this.hostNs, 'nft', 'list', 'ruleset'])),
       pids: (await this.pids(this.hostNs)).join(','),
       files: await readTree(this.dir),
     };
@@ -384,6 +384,25 @@ function kill(pid: number): void {
   } catch {
     /* gone */
   }
+}
+
+/**
+ * `nft list ruleset` with its tables in name order. nft lists tables in the order they were made,
+ * which says nothing about what they do: a table that was deleted and put back (a repair, a test's
+ * cleanup) must compare equal to the original.
+ */
+export function sortTables(ruleset: string): string {
+  const tables: string[] = [];
+  for (const line of ruleset.split('\n')) {
+    if (line.startsWith('table ') || tables.length === 0) tables.push(line);
+    else tables[tables.length - 1] += `\n${line}`;
+  }
+  return tables
+    .map((t) => t.replace(/\n+$/, ''))
+    .filter((t) => t !== '')
+    .sort()
+    .map((t) => `${t}\n`)
+    .join('');
 }
 
 async function readTree(root: string): Promise<Record<string, string>> {
