@@ -108,6 +108,18 @@ export const NAT_DRIFT_CASES: DriftCase[] = [
   { name: 'tap down', fault: [['ip', 'link', 'set', 'TAP', 'down']], kinds: ['tap-down'], tapKept: true },
   { name: 'tap deleted', fault: [['ip', 'link', 'del', 'TAP']], kinds: ['tap-missing'], tapKept: false },
   {
+    name: 'anti-spoofing table deleted',
+    fault: [['nft', 'delete', 'table', 'bridge', 'kvmnet']],
+    kinds: ['nft-bridge'],
+    tapKept: true,
+  },
+  {
+    name: "a port's anti-spoofing chain flushed",
+    fault: [['nft', 'flush', 'chain', 'bridge', 'kvmnet', 'port_TAP']],
+    kinds: ['nft-bridge'],
+    tapKept: true,
+  },
+  {
     name: 'everything at once',
     fault: [
       ['ip', 'link', 'del', 'BR'],
