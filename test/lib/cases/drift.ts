@@ -128,6 +128,7 @@ export const NAT_DRIFT_CASES: DriftCase[] = [
     ],
     kinds: ['bridge-missing', 'nft-table', 'dnsmasq-down'],
     tapKept: true,
+    cleanup: [['nft', FOREIGN_NFT]],
   },
 ];
 
