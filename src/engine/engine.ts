@@ -311,12 +311,8 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
-      return {
-        dryRun: opts.dryRun,
-        definitions: [],
-        plans: await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout),
-        notes: [],
-      };
+      const plans = await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: plans.flatMap((p) => p.notes ?? []) };
     });
   }
 
@@ -1882,6 +1878,9 @@ function mergeFirewall(
     chains: [...new Set([...a.chains, ...b.chains])],
     elements: [...b.elements, ...a.elements.filter((e) => !keys.has(`${e.map}|${e.key}`))],
     ...(b.subnet === undefined ? {} : { subnet: b.subnet }),
+    ...(a.flowtables?.length || b.flowtables?.length
+      ? { flowtables: [...new Set([...(a.flowtables ?? []), ...(b.flowtables ?? [])])] }
+      : {}),
   };
 }
 
