@@ -346,6 +346,7 @@ export class Engine {
       for (const def of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
         if (def.autostart) result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun)));
       }
+      result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
     });
   }
@@ -473,6 +474,7 @@ export class Engine {
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));
       }
+      result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
     });
   }
