@@ -56,6 +56,9 @@ export function registerNet(program: Command, ctx: CliContext): void {
         ['Subnet', i.subnet ?? "- (the LAN's)"],
         ['Gateway', i.gateway ?? '-'],
         ...(i.uplink ? ([['Uplink', i.uplink]] as Array<[string, string]>) : []),
+        ...(i.mode === 'nat'
+          ? ([['Offload', i.offload === false ? 'off (--no-offload)' : 'on']] as Array<[string, string]>)
+          : []),
         ['DHCP', i.dhcp ? `${i.dhcp.start} - ${i.dhcp.end}` : 'off'],
         ['Domain', i.domain ?? '-'],
         ['dnsmasq', i.dnsmasq ? `pid ${i.dnsmasq.pid}${i.dnsmasq.running ? '' : ' (not running)'}` : '-'],
@@ -89,6 +92,10 @@ export function registerNet(program: Command, ctx: CliContext): void {
       "routed: a defined routed network whose guests may reach this one's and back (repeatable; " +
         'guests of different networks are otherwise isolated)',
       (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--no-offload',
+      'nat: no flow offload (default: established TCP/UDP flows take the nftables flowtable fast path, where the kernel has one)',
     )
     .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24 (the gateway is its first host)')
     .option('--bridge <name>', 'bridge name (default: lowest free virbrN)')
@@ -151,6 +158,7 @@ Examples:
       if (o.uplink !== undefined) input.uplink = o.uplink;
       if (o.forwardDev !== undefined) input.forwardDev = o.forwardDev;
       if (o.peer !== undefined) input.peers = o.peer;
+      if (!o.offload) input.offload = false;
       if (!o.dhcp && o.dhcpRange !== undefined) {
         throw inputError(
           'conflicting-options',
@@ -282,7 +290,9 @@ Examples:
           disable: o.disable ?? false,
           ...(t === undefined ? {} : { confirmTimeout: t }),
         });
-        ctx.print(ctx.json() ? json(r) : renderResult(r));
+        // Notes go to stderr, also with --json (where they are in "notes" too).
+        for (const n of r.notes) process.stderr.write(`note: ${n}\n`);
+        ctx.print(ctx.json() ? json(r) : renderResult({ ...r, notes: [] }));
       },
     );
   };
@@ -321,6 +331,7 @@ interface DefineOpts {
   mode: string;
   uplink?: string;
   forwardDev?: string;
+  offload: boolean;
   peer?: string[];
   subnet?: string;
   bridge?: string;

@@ -49,5 +49,10 @@ export function l3Intent(
     dnat,
     ...(def.forwardDev === undefined ? {} : { forwardDev: def.forwardDev }),
     ...(forward === 'routed' && peerBridges.length > 0 ? { peerBridges } : {}),
+    // Flow offload (nat, unless --no-offload), hooked on the bridge only: it always exists when the
+    // rules are applied, whereas an egress interface may not (a flowtable refuses a missing device);
+    // guest-to-outside packets of established flows take the fast path, replies the normal one.
+    // The firewall backend drops it where the kernel has no flowtables.
+    ...(forward === 'nat' && def.offload !== false ? { offload: { devices: [def.bridge] } } : {}),
   };
 }

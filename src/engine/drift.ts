@@ -20,6 +20,7 @@ import {
   TABLE,
   type ElementSpec,
   type FirewallIntent,
+  withoutOffload,
 } from '../render/nft.js';
 import { routeLine, type UplinkSnapshot } from './bridged.js';
 import { dnatOf, peersOf, portsOf, type DriftSession, type Engine } from './engine.js';
@@ -267,7 +268,11 @@ export function compareNetwork(x: CompareInput): Finding[] {
           fix: `sysctl -w ${key}=${value}`,
         });
     }
-    if (x.intent) out.push(...compareNft(name, desiredNft(x.intent), obs.fw));
+    // What is applied: without the flowtable where the kernel has none (not a finding).
+    if (x.intent)
+      out.push(
+        ...compareNft(name, desiredNft(withoutOffload(x.intent, obs.fw.flowtableSupport !== false)), obs.fw),
+      );
     if (applied.dnsmasq) {
       const pid = applied.dnsmasq.pid;
       const running = pid !== undefined && isOurDnsmasq(obs.procs.get(pid), applied.dnsmasq.confFile);

@@ -311,12 +311,8 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
-      return {
-        dryRun: opts.dryRun,
-        definitions: [],
-        plans: await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout),
-        notes: [],
-      };
+      const plans = await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout);
+      return { dryRun: opts.dryRun, definitions: [], plans, notes: plans.flatMap((p) => p.notes ?? []) };
     });
   }
 
@@ -350,6 +346,7 @@ export class Engine {
       for (const def of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
         if (def.autostart) result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun)));
       }
+      result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
     });
   }
@@ -477,6 +474,7 @@ export class Engine {
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));
       }
+      result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
     });
   }
@@ -1882,6 +1880,9 @@ function mergeFirewall(
     chains: [...new Set([...a.chains, ...b.chains])],
     elements: [...b.elements, ...a.elements.filter((e) => !keys.has(`${e.map}|${e.key}`))],
     ...(b.subnet === undefined ? {} : { subnet: b.subnet }),
+    ...(a.flowtables?.length || b.flowtables?.length
+      ? { flowtables: [...new Set([...(a.flowtables ?? []), ...(b.flowtables ?? [])])] }
+      : {}),
   };
 }
 

@@ -32,6 +32,8 @@ export interface NetworkPlan {
   /** start: bring up a stopped network; update: bring a running one (or a stopped one's ports) in line; stop. */
   action: 'start' | 'update' | 'stop';
   steps: Step[];
+  /** What the user should know about this apply (e.g. flow offload skipped: no kernel support). */
+  notes?: string[];
 }
 
 /** What the host looks like now, as far as kvmnet cares. */
@@ -178,7 +180,13 @@ export function planStart(
 
   steps.push(...planPorts(ports, br, obs, def.mtu));
 
-  const fw = ctx.firewall.planNetwork(driver.firewall(def, dnat, peerBridges), applied?.firewall, obs.fw);
+  const intent = driver.firewall(def, dnat, peerBridges);
+  const notes: string[] = [];
+  if (intent.offload && obs.fw.flowtableSupport === false)
+    notes.push(
+      `this kernel has no nftables flowtables (nf_flow_table); network "${def.name}" runs without flow offload`,
+    );
+  const fw = ctx.firewall.planNetwork(intent, applied?.firewall, obs.fw);
   if (fw.script !== '')
     steps.push({
       kind: 'nft',
@@ -227,7 +235,10 @@ export function planStart(
     steps.push({ kind: 'dnsmasq-reload', why: 'host reservations changed', pid });
   }
   const action = applied?.state === 'active' ? 'update' : 'start';
-  return { plan: { network: def.name, action, steps }, firewall: fw.applied };
+  return {
+    plan: { network: def.name, action, steps, ...(notes.length ? { notes } : {}) },
+    firewall: fw.applied,
+  };
 }
 
 /**

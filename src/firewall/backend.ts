@@ -12,6 +12,8 @@ export interface AppliedFirewall {
    * are this network's (subnets never overlap), found by observation rather than listed here.
    */
   subnet?: string;
+  /** The network's flowtables (flow offload), removed after its chains. */
+  flowtables?: string[];
 }
 
 export interface FirewallObserved {
@@ -23,6 +25,13 @@ export interface FirewallObserved {
   chains: Map<string, Array<string | undefined>>;
   /** "map|key" -> jump target (undefined for set elements). */
   elements: Map<string, string | undefined>;
+  /** Flowtables present in the table, by name. */
+  flowtables?: Set<string>;
+  /**
+   * Whether the kernel accepts nftables flowtables (probed once per backend, i.e. per command or
+   * daemon). false: flow offload is skipped. Absent: not probed, taken as present.
+   */
+  flowtableSupport?: boolean;
 }
 
 export interface FirewallChange {

@@ -16,6 +16,7 @@ import {
   BASE_SETS,
   type ElementSpec,
   type FirewallIntent,
+  withoutOffload,
 } from '../render/nft.js';
 import {
   elementKey,
@@ -64,6 +65,7 @@ export function parseNftJson(json: unknown): FirewallObserved {
       obs.chains.set(String(c.name), []);
       decls.set(String(c.name), JSON.stringify([c.type, c.hook, c.prio, c.policy]));
     }
+    if (it.flowtable) (obs.flowtables ??= new Set()).add(String(it.flowtable.name));
   }
   for (const it of items) {
     if (it.rule) {
@@ -108,10 +110,18 @@ export function parseNftJson(json: unknown): FirewallObserved {
 
 export class NftablesBackend implements FirewallBackend {
   readonly name = 'nftables';
-  constructor(private readonly host: Host) {}
+  private flowtableSupport: Promise<boolean> | undefined;
+  /** probe: whether the kernel has flowtables (default: ask it once, with `nft -c`). */
+  constructor(
+    private readonly host: Host,
+    private readonly probe: () => Promise<boolean> = () => host.nftFlowtableSupport(),
+  ) {}
 
   async observe(): Promise<FirewallObserved> {
-    return parseNftJson(await this.host.nftListTable('inet', 'kvmnet'));
+    this.flowtableSupport ??= this.probe();
+    const obs = parseNftJson(await this.host.nftListTable('inet', 'kvmnet'));
+    obs.flowtableSupport = await this.flowtableSupport;
+    return obs;
   }
 
   planNetwork(
@@ -119,7 +129,7 @@ export class NftablesBackend implements FirewallBackend {
     previous: AppliedFirewall | undefined,
     obs: FirewallObserved,
   ): FirewallChange {
-    const f = buildFragment(intent);
+    const f = buildFragment(withoutOffload(intent, obs.flowtableSupport !== false));
     // A network that needs no rules at all (mode open) creates no table and touches no skeleton;
     // it only removes what an earlier apply of it left (e.g. after a switch from nat).
     if (f.chains.length === 0 && f.elements.length === 0) return planNothing(intent, previous, obs);
@@ -146,7 +156,10 @@ export class NftablesBackend implements FirewallBackend {
     const staleChains = (previous?.chains ?? []).filter((c) => !wantedChains.has(c) && obs.chains.has(c));
     for (const e of staleElems) reasons.push(`element ${e.key} in ${e.map} is no longer wanted`);
     for (const c of staleChains) reasons.push(`chain ${c} is no longer wanted`);
-    script += renderRemoval(staleElems, staleChains);
+    const wantedFts = new Set(f.flowtables.map((t) => t.name));
+    const staleFts = (previous?.flowtables ?? []).filter((t) => !wantedFts.has(t) && obs.flowtables?.has(t));
+    for (const t of staleFts) reasons.push(`flowtable ${t} is no longer wanted`);
+    script += renderRemoval(staleElems, staleChains, staleFts);
 
     const comment = `${f.network}#${f.tag}`;
     let chainsOk = obs.table;
@@ -157,6 +170,12 @@ export class NftablesBackend implements FirewallBackend {
         chainsOk = false;
       } else if (got.length !== c.rules.length || got.some((x) => x !== comment)) {
         reasons.push(`chain ${c.name} has ${got.length} rules not matching the ${c.rules.length} expected`);
+        chainsOk = false;
+      }
+    }
+    for (const t of f.flowtables) {
+      if (obs.table && !obs.flowtables?.has(t.name)) {
+        reasons.push(`flowtable ${t.name} is missing`);
         chainsOk = false;
       }
     }
@@ -185,6 +204,7 @@ export class NftablesBackend implements FirewallBackend {
       chains: f.chains.map((c) => c.name),
       elements: f.elements.filter((e) => !FORWARD_MAPS.has(e.map)),
       subnet: intent.subnet,
+      ...(f.flowtables.length ? { flowtables: f.flowtables.map((t) => t.name) } : {}),
     };
     let undo = '';
     if (script !== '') {
@@ -193,10 +213,11 @@ export class NftablesBackend implements FirewallBackend {
         // Undo removes what this change added and puts back what it replaced or removed.
         const newElems = f.elements.filter((e) => !obs.elements.has(elementKey(e)));
         const newChains = f.chains.map((c) => c.name).filter((c) => !obs.chains.has(c));
+        const newFts = f.flowtables.map((t) => t.name).filter((t) => !obs.flowtables?.has(t));
         // (A removed element that jumps to a chain removed with it cannot come back without it.)
         const restorable = staleElems.filter((e) => e.jump === undefined || !staleChains.includes(e.jump));
         const restore = [...wrong, ...restorable].map((e) => asObserved(e, obs));
-        undo = renderRemoval([...newElems, ...wrong], newChains) + renderAddElements(restore);
+        undo = renderRemoval([...newElems, ...wrong], newChains, newFts) + renderAddElements(restore);
       }
     }
     return { script, reasons, undo, applied };
@@ -218,11 +239,13 @@ export class NftablesBackend implements FirewallBackend {
       ...(applied.subnet === undefined ? [] : forwardElementsInto(applied.subnet, obs)),
     ];
     const chains = applied.chains.filter((c) => obs.chains.has(c));
+    const fts = (applied.flowtables ?? []).filter((t) => obs.flowtables?.has(t));
     const reasons = [
       ...elems.map((e) => `remove element ${e.key} from ${e.map}`),
       ...chains.map((c) => `remove chain ${c}`),
+      ...fts.map((t) => `remove flowtable ${t}`),
     ];
-    return { script: renderRemoval(elems, chains), reasons, undo: '', applied: none };
+    return { script: renderRemoval(elems, chains, fts), reasons, undo: '', applied: none };
   }
 
   async apply(script: string): Promise<void> {
@@ -275,12 +298,14 @@ function planNothing(
     ...forwardElementsInto(intent.subnet, obs),
   ];
   const chains = (previous?.chains ?? []).filter((c) => obs.chains.has(c));
+  const fts = (previous?.flowtables ?? []).filter((t) => obs.flowtables?.has(t));
   const reasons = [
     ...elems.map((e) => `element ${e.key} in ${e.map} is no longer wanted`),
     ...chains.map((c) => `chain ${c} is no longer wanted`),
+    ...fts.map((t) => `flowtable ${t} is no longer wanted`),
   ];
   const restorable = elems.filter((e) => e.jump === undefined || !chains.includes(e.jump));
-  const script = renderRemoval(elems, chains);
+  const script = renderRemoval(elems, chains, fts);
   return { script, reasons, undo: script === '' ? '' : renderAddElements(restorable), applied };
 }
 

@@ -247,6 +247,17 @@ export class Host {
     return r.code === 0 ? r.stdout : null;
   }
 
+  /**
+   * Whether the kernel accepts an nftables flowtable: `nft -c` of a throwaway table with one
+   * (check mode: the kernel validates the transaction and aborts it, so nothing changes).
+   */
+  async nftFlowtableSupport(): Promise<boolean> {
+    const probe =
+      'table inet kvmnet_probe {\n  flowtable f { hook ingress priority 0; devices = { "lo" }; }\n}\n';
+    const r = await this.exec.run('nft', ['-c', '-f', '-'], { input: probe });
+    return r.code === 0;
+  }
+
   /** Applies an nft script as one transaction: all of it or nothing. */
   async nftApply(script: string): Promise<void> {
     if (script.trim() === '') return;

@@ -177,6 +177,7 @@ function optionalFields(d: NetworkDef): Record<string, unknown> {
   if (d.forwardDelay !== undefined) o.forwardDelay = d.forwardDelay;
   if (d.forwardDev !== undefined) o.forwardDev = d.forwardDev;
   if (d.peers !== undefined) o.peers = d.peers;
+  if (d.offload === false) o.offload = false;
   if (d.leaseTime !== undefined) o.leaseTime = d.leaseTime;
   if (d.dhcpHosts !== undefined) o.dhcpHosts = d.dhcpHosts;
   if (d.dns !== undefined) o.dns = d.dns;

@@ -65,6 +65,7 @@ export function networkInputOf(name: string, n: NetworkFileEntry): NetworkInput 
   if (n.forwardDelay !== undefined) input.forwardDelay = n.forwardDelay;
   if (n.forwardDev !== undefined) input.forwardDev = n.forwardDev;
   if (n.peers !== undefined) input.peers = n.peers;
+  if (n.offload !== undefined) input.offload = n.offload;
   if (n.leaseTime !== undefined) input.leaseTime = n.leaseTime;
   if (n.dhcpHosts !== undefined) input.dhcpHosts = n.dhcpHosts.map((h) => stripUndefined(h));
   if (n.dns !== undefined) {

@@ -239,6 +239,7 @@ export function importNetworkXml(text: string): XmlImport {
     const mine = readKvmnetMetadata(meta, notes);
     if (mine.autostart !== undefined) input.autostart = mine.autostart;
     if (mine.peers !== undefined) input.peers = mine.peers;
+    if (mine.offload === false) input.offload = false;
     uplink = mine.uplink;
   }
 
@@ -458,9 +459,9 @@ function xpathOf(e: KvmnetError, paths: FieldPaths): string {
 function readKvmnetMetadata(
   meta: El,
   notes: string[],
-): { autostart?: boolean; uplink?: string; peers?: string[] } {
+): { autostart?: boolean; uplink?: string; peers?: string[]; offload?: boolean } {
   const node = meta.node;
-  const out: { autostart?: boolean; uplink?: string; peers?: string[] } = {};
+  const out: { autostart?: boolean; uplink?: string; peers?: string[]; offload?: boolean } = {};
   for (const key of Object.keys(node)) {
     if (key.startsWith('@') || key === '#text') continue;
     for (const c of meta.children(key)) {
@@ -474,6 +475,9 @@ function readKvmnetMetadata(
         // Peered routed networks (isolation exceptions), comma-separated names.
         const p = c.attr('peers');
         if (p !== undefined) out.peers = p.split(',').filter((x) => x !== '');
+        // Flow offload of a nat network: offload='no' (--no-offload); absent or 'yes': on.
+        const o = c.yesNo('offload');
+        if (o !== undefined) out.offload = o;
         c.done();
       } else {
         notes.push(`${c.path}: another application's metadata, not kept`);
@@ -686,6 +690,7 @@ export function renderNetworkXml(def: NetworkDef): string {
     '@uplink': def.uplink,
     '@autostart': def.autostart ? 'yes' : undefined,
     '@peers': def.peers?.length ? def.peers.join(',') : undefined,
+    '@offload': def.offload === false ? 'no' : undefined,
   });
   if (def.mode === 'bridge') {
     n.forward = { '@mode': 'bridge' };

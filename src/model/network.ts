@@ -116,6 +116,12 @@ export interface NetworkDef {
    * between kvmnet networks is otherwise total). One side naming the other suffices.
    */
   peers?: string[];
+  /**
+   * nat networks: false turns off flow offload (established TCP/UDP flows bypass the forward path
+   * through an nftables flowtable). Stored only when false; absent: on (where the kernel has
+   * flowtables).
+   */
+  offload?: false;
 }
 
 /** A network that owns a subnet (every mode but bridge). */
@@ -152,6 +158,7 @@ export interface NetworkInput {
   dns?: DnsConfig;
   forwardDev?: string;
   peers?: string[];
+  offload?: boolean;
 }
 
 const dnsFileSchema = z
@@ -215,6 +222,7 @@ export const networkFileSchema = z
     dns: dnsFileSchema.optional(),
     forwardDev: z.string().optional(),
     peers: z.array(z.string()).optional(),
+    offload: z.boolean().optional(),
   })
   .strict();
 
@@ -470,6 +478,7 @@ function buildBridged(input: NetworkInput, ctx: ValidateContext): NetworkDef {
     [input.dns, 'dns'],
     [input.forwardDev, 'forwardDev'],
     [input.peers, 'peers'],
+    [input.offload === false ? false : undefined, 'offload'],
   ] as const) {
     if (given !== undefined) {
       throw inputError(
@@ -646,6 +655,7 @@ export function diffNetworks(a: NetworkDef, b: NetworkDef): string[] {
     dns: d.dns === undefined ? '(default)' : JSON.stringify(d.dns),
     forwardDev: d.forwardDev ?? '(any)',
     peers: d.peers?.length ? d.peers.join(',') : '(none)',
+    offload: d.offload === false ? 'off' : 'on',
   });
   const fa = flat(a);
   const fb = flat(b);
@@ -855,6 +865,16 @@ function checkExtras(
         'name a host interface, e.g. eth1',
       );
     out.forwardDev = input.forwardDev;
+  }
+  if (input.offload === false) {
+    if (input.mode !== 'nat' && input.mode !== undefined)
+      throw fieldError(
+        'offload',
+        'invalid-option',
+        `offload is for nat networks, not ${input.mode}`,
+        'drop offload (--no-offload)',
+      );
+    out.offload = false;
   }
   if (input.peers !== undefined && input.peers.length > 0) {
     if (input.mode !== 'routed')

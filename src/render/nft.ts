@@ -40,6 +40,25 @@ export interface FirewallIntent {
    * bridges is dropped (chain `between`).
    */
   peerBridges?: string[];
+  /**
+   * nat: offload established TCP/UDP flows to the network's flowtable (`net_<name>_ft`), which
+   * hooks ingress of these devices (the driver lists the bridge). Absent:
+   * no flowtable (--no-offload, or the kernel has no flowtables: see withoutOffload).
+   */
+  offload?: { devices: string[] };
+}
+
+/** The intent as it can be applied on a kernel with or without nftables flowtables. */
+export function withoutOffload(intent: FirewallIntent, flowtables: boolean): FirewallIntent {
+  if (flowtables || intent.offload === undefined) return intent;
+  const rest = { ...intent };
+  delete rest.offload;
+  return rest;
+}
+
+export interface FlowtableSpec {
+  name: string;
+  devices: string[];
 }
 
 export interface ChainSpec {
@@ -78,6 +97,8 @@ export interface NetworkFragment {
   network: string;
   chains: ChainSpec[];
   elements: ElementSpec[];
+  /** Flowtables the network's chains add flows to (written before, removed after the chains). */
+  flowtables: FlowtableSpec[];
   /** Tag put into each rule's comment; equal tags mean equal rules. */
   tag: string;
 }
@@ -210,6 +231,7 @@ export function chainNames(network: string): {
   host: string;
   nat: string;
   hairpin: string;
+  ft: string;
 } {
   return {
     in: `net_${network}_in`,
@@ -217,6 +239,7 @@ export function chainNames(network: string): {
     host: `net_${network}_host`,
     nat: `net_${network}_nat`,
     hairpin: `net_${network}_hairpin`,
+    ft: `net_${network}_ft`,
   };
 }
 
@@ -232,7 +255,7 @@ export function dnatElements(entries: DnatEntry[]): ElementSpec[] {
 
 export function buildFragment(intent: FirewallIntent): NetworkFragment {
   if (intent.forward === 'open')
-    return { network: intent.network, chains: [], elements: [], tag: tagOf('[]') };
+    return { network: intent.network, chains: [], elements: [], flowtables: [], tag: tagOf('[]') };
   const n = chainNames(intent.network);
   const br = JSON.stringify(intent.bridge);
   const s = intent.subnet;
@@ -251,7 +274,12 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
         `ip daddr ${s} ct status dnat accept`,
         'reject',
       );
-      outRules.push(`ip saddr ${s}${oif} accept`, 'reject');
+      outRules.push(
+        // Offload: an established flow's later packets (both ways) skip the forward path.
+        ...(intent.offload ? [`meta l4proto { tcp, udp } ct state established flow add @${n.ft}`] : []),
+        `ip saddr ${s}${oif} accept`,
+        'reject',
+      );
       break;
     case 'routed':
       inRules.push(`${iif}ip daddr ${s} accept`, 'reject');
@@ -303,8 +331,10 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
   if (intent.dhcpChecksum) elements.push({ map: 'dhcp_bridges', key: intent.bridge });
   // The tag covers the rules only: elements (forwards above all) are compared one by one, so adding
   // the 1,000th forward is one element, not a rewrite.
-  const tag = tagOf(JSON.stringify(chains));
-  return { network: intent.network, chains, elements, tag };
+  const flowtables: FlowtableSpec[] =
+    intent.forward === 'nat' && intent.offload ? [{ name: n.ft, devices: intent.offload.devices }] : [];
+  const tag = tagOf(JSON.stringify(flowtables.length ? [chains, flowtables] : chains));
+  return { network: intent.network, chains, elements, flowtables, tag };
 }
 
 function keyText(e: ElementSpec): string {
@@ -330,6 +360,10 @@ export function renderAddElements(elements: ElementSpec[]): string {
 /** Writes (or rewrites) one network's chains. */
 export function renderChains(f: NetworkFragment): string {
   const out: string[] = [];
+  for (const t of f.flowtables) {
+    const devs = t.devices.map((d) => JSON.stringify(d)).join(', ');
+    out.push(`add flowtable ${TABLE} ${t.name} { hook ingress priority filter; devices = { ${devs} }; }`);
+  }
   for (const c of f.chains) {
     out.push(`add chain ${TABLE} ${c.name}`, `flush chain ${TABLE} ${c.name}`);
     for (const r of c.rules) out.push(`add rule ${TABLE} ${c.name} ${r} comment "${f.network}#${f.tag}"`);
@@ -343,10 +377,12 @@ export function renderFragment(f: NetworkFragment): string {
 }
 
 /** Removes one network's elements (only those present) and chains (elements first: they reference the chains). */
-export function renderRemoval(elements: ElementSpec[], chains: string[]): string {
+export function renderRemoval(elements: ElementSpec[], chains: string[], flowtables: string[] = []): string {
   const out: string[] = [];
   for (const e of elements) out.push(`delete element ${TABLE} ${e.map} { ${keyText(e)} }`);
   for (const c of chains) out.push(`flush chain ${TABLE} ${c}`, `delete chain ${TABLE} ${c}`);
+  // After the chains: a flowtable cannot go while a rule still adds flows to it.
+  for (const t of flowtables) out.push(`delete flowtable ${TABLE} ${t}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }
 

@@ -17,7 +17,7 @@ import {
 import { Paths } from '../../src/engine/paths.js';
 import { dnsmasqFiles, type Observed } from '../../src/engine/plan.js';
 import type { AppliedNetwork } from '../../src/engine/store.js';
-import { elementData } from '../../src/render/nft.js';
+import { elementData, withoutOffload } from '../../src/render/nft.js';
 import { tapMac, type PortDef } from '../../src/model/port.js';
 
 const NET: NetworkDef = buildNetwork(
@@ -39,10 +39,10 @@ const DNAT = [{ proto: 'tcp' as const, port: 8080, targetIp: '192.168.122.10', t
 const intent = driverFor('nat').firewall(NET, DNAT);
 
 /** The nft table exactly as kvmnet wants it. */
-function cleanFw(): FirewallObserved {
+function cleanFw(applied = intent): FirewallObserved {
   const chains = new Map<string, Array<string | undefined>>();
   const elements = new Map<string, string | undefined>();
-  for (const t of desiredNft(intent)) {
+  for (const t of desiredNft(applied)) {
     for (const c of t.chains)
       chains.set(
         c.name,
@@ -103,6 +103,20 @@ describe('drift comparison', () => {
   test('a host exactly as planned has no findings', () => {
     const { obs, applied } = clean();
     assert.deepEqual(compare(obs, applied), []);
+  });
+
+  test('flow offload skipped on a kernel without flowtables is not drift; missing where the kernel has them, it is', () => {
+    const { obs, applied } = clean();
+    // The table as applied on a kernel without flowtables: no flowtable, no flow add rule.
+    obs.fw = { ...cleanFw(withoutOffload(intent, false)), flowtableSupport: false };
+    assert.ok(intent.offload, 'the nat intent asks for offload');
+    assert.deepEqual(compare(obs, applied), []);
+    obs.fw.flowtableSupport = true;
+    const found = compare(obs, applied);
+    assert.ok(
+      found.some((f) => f.kind === 'nft-chain' && f.object === 'chain inet kvmnet net_default_out'),
+      JSON.stringify(found),
+    );
   });
 
   test('each single difference is named with its kind', () => {

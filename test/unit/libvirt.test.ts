@@ -286,6 +286,18 @@ describe('libvirt XML export', () => {
     assert.deepEqual(roundTrip(d), d);
   });
 
+  test('a nat network without flow offload round trips through kvmnet metadata (offload="no")', () => {
+    const d = buildNetwork(
+      { name: 'nf', subnet: '10.6.0.0/24', bridge: 'virbr6', offload: false },
+      { others: [] },
+    );
+    assert.match(renderNetworkXml(d), /<kvmnet:network xmlns:kvmnet="[^"]+" offload="no"\/>/);
+    assert.deepEqual(roundTrip(d), d);
+    const on = buildNetwork({ name: 'nf', subnet: '10.6.0.0/24', bridge: 'virbr6' }, { others: [] });
+    assert.doesNotMatch(renderNetworkXml(on), /offload/);
+    assert.deepEqual(roundTrip(on), on);
+  });
+
   test('escapes text and attributes', () => {
     const d = define(FULL);
     const xml = renderNetworkXml({ ...d, dns: { txt: [{ name: 'a', value: 'x<y & "z"' }] } });

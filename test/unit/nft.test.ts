@@ -23,6 +23,7 @@ import {
   renderSkeleton,
   skeletonTag,
   type FirewallIntent,
+  withoutOffload,
 } from '../../src/render/nft.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -43,15 +44,17 @@ const LAB_DNAT: DnatEntry[] = [
   { proto: 'tcp', port: 8080, targetIp: '10.10.0.50', targetPort: 80 },
   { hostIp: '192.168.100.239', proto: 'udp', port: 5353, targetIp: '10.10.0.60', targetPort: 53 },
 ];
+// The fixture is a listing from a kernel without nftables flowtables: intents as applied there,
+// without flow offload (the offload tests below use the driver's intent as it is).
 const intentOf = (d: NetworkDef, dnat: DnatEntry[] = [], peers: string[] = []): FirewallIntent =>
-  driverFor(d.mode).firewall(d, dnat, peers);
+  withoutOffload(driverFor(d.mode).firewall(d, dnat, peers), false);
 const LAB_INTENT = intentOf(LAB, LAB_DNAT);
 const QUIET_INTENT = intentOf(QUIET);
 const LAB_TAG = `lab#${buildFragment(LAB_INTENT).tag}`;
 const QUIET_TAG = `quiet#${buildFragment(QUIET_INTENT).tag}`;
 const SKEL_TAG = `kvmnet#${skeletonTag()}`;
 
-const backend = new NftablesBackend({} as Host); // planNetwork/planRemove never call the host
+const backend = new NftablesBackend({} as Host, () => Promise.resolve(false)); // planNetwork/planRemove never call the host
 
 function fullScript(): string {
   return (
