@@ -188,10 +188,13 @@ async function main(): Promise<void> {
       await virsh(['net-undefine', 'kbnat']);
       await lv.stop();
     }
+    // Every lab goes, even when an earlier one's destroy() fails (it throws after cleaning up).
+    const failed: unknown[] = [];
     for (const lab of labs) {
       await lab.kvmnet('down').catch(() => undefined);
-      await lab.destroy();
+      await lab.destroy().catch((e: unknown) => failed.push(e));
     }
+    if (failed.length) throw failed[0];
   });
   try {
     const klab = await Lab.create('bdpk');
