@@ -16,6 +16,7 @@ import { Lab, LAN_ROUTER, HOST_LAN_IP, REPO } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { must, run, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
+import { tearDown } from './lib/labs.js';
 import {
   cleanupOnSignal,
   goal,
@@ -182,20 +183,7 @@ async function main(): Promise<void> {
   const labs: Lab[] = [];
   let lv: Libvirtd | undefined;
   let lvSkipped: string | null = null;
-  const cleanup = cleanupOnSignal(async () => {
-    if (lv) {
-      await virsh(['net-destroy', 'kbnat']);
-      await virsh(['net-undefine', 'kbnat']);
-      await lv.stop();
-    }
-    // Every lab goes, even when an earlier one's destroy() fails (it throws after cleaning up).
-    const failed: unknown[] = [];
-    for (const lab of labs) {
-      await lab.kvmnet('down').catch(() => undefined);
-      await lab.destroy().catch((e: unknown) => failed.push(e));
-    }
-    if (failed.length) throw failed[0];
-  });
+  const cleanup = cleanupOnSignal(() => tearDown(labs, lv, 'kbnat'));
   try {
     const klab = await Lab.create('bdpk');
     labs.push(klab);

@@ -15,6 +15,7 @@ import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
 import { must, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
+import { tearDown } from './lib/labs.js';
 import {
   cleanupOnSignal,
   knob,
@@ -104,20 +105,7 @@ async function main(): Promise<void> {
   const labs: Lab[] = [];
   let lv: Libvirtd | undefined;
   let lvSkipped: string | null = null;
-  const cleanup = cleanupOnSignal(async () => {
-    if (lv) {
-      await virsh(['net-destroy', 'kblease']);
-      await virsh(['net-undefine', 'kblease']);
-      await lv.stop();
-    }
-    // Every lab goes, even when an earlier one's destroy() fails (it throws after cleaning up).
-    const failed: unknown[] = [];
-    for (const lab of labs) {
-      await lab.kvmnet('down').catch(() => undefined);
-      await lab.destroy().catch((e: unknown) => failed.push(e));
-    }
-    if (failed.length) throw failed[0];
-  });
+  const cleanup = cleanupOnSignal(() => tearDown(labs, lv, 'kblease'));
   try {
     const klab = await Lab.create('blsk');
     labs.push(klab);
