@@ -456,11 +456,16 @@ export interface RepairResult extends CheckResult {
   errors: string[];
 }
 
+interface Scope {
+  state: StateData;
+  /** The running networks to look at. */
+  targets: Array<{ def: NetworkDef; applied: AppliedNetwork }>;
+  /** Every network with an applied record (the anti-spoofing table covers all of their ports). */
+  running: Set<string>;
+}
+
 /** The running networks to look at: all of them, or the named ones (unknown name: exit 2). */
-async function scope(
-  engine: Engine,
-  names: string[],
-): Promise<{ state: StateData; targets: Array<{ def: NetworkDef; applied: AppliedNetwork }> }> {
+async function scope(engine: Engine, names: string[]): Promise<Scope> {
   const state = await engine.store.load();
   for (const n of names) {
     if (!state.networks[n]) {
@@ -480,14 +485,13 @@ async function scope(
       return def ? [{ def, applied: a }] : [];
     })
     .sort((a, b) => a.def.name.localeCompare(b.def.name));
-  return { state, targets };
+  return { state, targets, running: new Set(applied.map((a) => a.network)) };
 }
 
 async function findingsOf(
   engine: Engine,
   s: DriftSession,
-  state: StateData,
-  targets: Array<{ def: NetworkDef; applied: AppliedNetwork }>,
+  { state, targets, running }: Scope,
 ): Promise<Finding[]> {
   if (targets.length === 0) return [];
   const obs = await s.observe(
@@ -513,7 +517,6 @@ async function findingsOf(
   // The anti-spoofing table (table bridge kvmnet) is shared by every running network's ports: its
   // drift is one finding, on the first checked network with a spoof-checked port (repairing that
   // network rebuilds the whole table in its nft transaction, as `net start` does).
-  const running = new Set((await engine.store.listApplied()).map((a) => a.network));
   const table = parseBridgeTable(await engine.host.nftListTable('bridge', 'kvmnet'));
   const why = bridgeDrift(bridgePorts(state, running), table);
   if (why.length > 0) {
@@ -536,10 +539,10 @@ async function findingsOf(
 /** `kvmnet check`: every difference of the running networks (all, or the named ones). */
 export async function checkDrift(engine: Engine, names: string[] = []): Promise<CheckResult> {
   return engine.driftSession(async (s) => {
-    const { state, targets } = await scope(engine, names);
+    const sc = await scope(engine, names);
     return {
-      networks: targets.map((t) => t.def.name),
-      findings: await findingsOf(engine, s, state, targets),
+      networks: sc.targets.map((t) => t.def.name),
+      findings: await findingsOf(engine, s, sc),
     };
   });
 }
@@ -552,8 +555,9 @@ export async function repairDrift(
   opts: { dryRun: boolean; lockTimeoutMs?: number } = { dryRun: false },
 ): Promise<RepairResult> {
   return engine.driftSession(async (s) => {
-    const { state, targets } = await scope(engine, names);
-    const findings = await findingsOf(engine, s, state, targets);
+    const sc = await scope(engine, names);
+    const { state, targets } = sc;
+    const findings = await findingsOf(engine, s, sc);
     const plans: NetworkPlan[] = [];
     const errors: string[] = [];
     for (const t of targets) {
@@ -564,8 +568,7 @@ export async function repairDrift(
           const obs = await s.observe([], [t.applied]);
           const steps = planBridgedRepair(t.applied, obs, portsOf(state, t.def.name));
           if (mine.some((f) => f.kind === 'nft-bridge')) {
-            const running = new Set((await engine.store.listApplied()).map((a) => a.network));
-            joinBridgeStep(steps, await planBridgeTable(engine.host, engine.paths, state, running));
+            joinBridgeStep(steps, await planBridgeTable(engine.host, engine.paths, state, sc.running));
           }
           const plan: NetworkPlan = { network: t.def.name, action: 'update', steps };
           plans.push(plan);
@@ -580,7 +583,7 @@ export async function repairDrift(
     }
     // Read the records again: a repair may have restarted dnsmasq (a new pid).
     const now = opts.dryRun ? undefined : await scope(engine, names);
-    const remaining = now ? await findingsOf(engine, s, now.state, now.targets) : [];
+    const remaining = now ? await findingsOf(engine, s, now) : [];
     return {
       networks: targets.map((t) => t.def.name),
       findings,
