@@ -517,7 +517,7 @@ async function findingsOf(
   // The anti-spoofing table (table bridge kvmnet) is shared by every running network's ports: its
   // drift is one finding, on the first checked network with a spoof-checked port (repairing that
   // network rebuilds the whole table in its nft transaction, as `net start` does).
-  const table = parseBridgeTable(await engine.host.nftListTable('bridge', 'kvmnet'));
+  const table = parseBridgeTable(obs.bridgeTable);
   const why = bridgeDrift(bridgePorts(state, running), table);
   if (why.length > 0) {
     const owner =
@@ -568,7 +568,10 @@ export async function repairDrift(
           const obs = await s.observe([], [t.applied]);
           const steps = planBridgedRepair(t.applied, obs, portsOf(state, t.def.name));
           if (mine.some((f) => f.kind === 'nft-bridge')) {
-            joinBridgeStep(steps, await planBridgeTable(engine.host, engine.paths, state, sc.running));
+            joinBridgeStep(
+              steps,
+              await planBridgeTable(engine.host, engine.paths, state, sc.running, obs.bridgeTable),
+            );
           }
           const plan: NetworkPlan = { network: t.def.name, action: 'update', steps };
           plans.push(plan);

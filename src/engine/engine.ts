@@ -36,7 +36,7 @@ import {
 import { exists, firstUntraversable, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
-import { hostUsage, observe } from './observe.js';
+import { hostUsage, observe, rescope } from './observe.js';
 import { Paths } from './paths.js';
 import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
@@ -66,6 +66,15 @@ import { joinBridgeStep, planBridgeTable } from './spoof.js';
 import { normalizeMac } from '../model/mac.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
+
+/**
+ * Starting many networks in a row (`up`, `apply`): the observation that verified one start is the
+ * host as the next start finds it, so the next one only re-reads its own files and processes
+ * (rescope) instead of listing links, addresses, routes and nft tables again.
+ */
+interface StartChain {
+  after?: Observed;
+}
 
 export interface EngineOptions {
   paths: Paths;
@@ -146,6 +155,20 @@ export class Engine {
     return observe(this.host, this.firewall, this.paths, { defs, applied });
   }
 
+  /** Links, addresses and routes alone (one process): what name and overlap checks need. */
+  private async observeHostNet(): Promise<Pick<Observed, 'links' | 'addrs' | 'routes'>> {
+    const { links, addrs, routes } = await this.host.netState();
+    return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes };
+  }
+
+  /** An observation with one network's files and processes, as `startLocked` plans it. */
+  private async observeNetwork(def: NetworkDef): Promise<Observed> {
+    const applied = await this.store.loadApplied(def.name);
+    // A bridged network has no generated files: startBridged observes without its definition.
+    const defs = driverFor(def.mode).capabilities.uplink ? [] : [def];
+    return this.observeFor(defs, applied ? [applied] : []);
+  }
+
   private static ownBridges(applied: AppliedNetwork[]): Set<string> {
     return new Set(applied.map((a) => a.bridge));
   }
@@ -210,7 +233,7 @@ export class Engine {
         );
       }
       const applied = await this.store.listApplied();
-      const obs = await this.observeFor([], []);
+      const obs = await this.observeHostNet();
       const usage = hostUsage(obs, Engine.ownBridges(applied));
       usage.allLinks = [...obs.links.keys()];
       const others = Object.values(state.networks);
@@ -311,7 +334,9 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       Engine.getDef(state, name);
-      const plans = await this.startLocked(state, name, opts.dryRun, opts.confirmTimeout);
+      const plans = await this.startLocked(state, name, opts.dryRun, {
+        ...(opts.confirmTimeout === undefined ? {} : { confirmTimeout: opts.confirmTimeout }),
+      });
       return { dryRun: opts.dryRun, definitions: [], plans, notes: plans.flatMap((p) => p.notes ?? []) };
     });
   }
@@ -343,8 +368,11 @@ export class Engine {
         state.initialized = true;
         if (!opts.dryRun) await this.store.save(state);
       }
+      // Each start's verifying observation is the next one's starting point (see StartChain).
+      const chain: StartChain = {};
       for (const def of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
-        if (def.autostart) result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun)));
+        if (def.autostart)
+          result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun, { chain })));
       }
       result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
@@ -370,7 +398,7 @@ export class Engine {
     return this.locked(async () => {
       const state = await this.store.load();
       const applied = await this.store.listApplied();
-      const obs = await this.observeFor([], []);
+      const obs = await this.observeHostNet();
       const usage = hostUsage(obs, Engine.ownBridges(applied));
       usage.allLinks = [...obs.links.keys()];
       // Interfaces that belong to a stored network (running or not) are not "someone else's".
@@ -467,9 +495,10 @@ export class Engine {
       const newState: StateData = { ...state, networks: next, forwards };
       if (!opts.dryRun) await this.store.save(newState);
       for (const c of result.definitions) if (c.change === 'update' && !c.forward) touched.add(c.network);
+      const chain: StartChain = {};
       for (const n of [...touched].sort()) {
         if (running.has(n) && next[n])
-          result.plans.push(...(await this.startLocked(newState, n, opts.dryRun)));
+          result.plans.push(...(await this.startLocked(newState, n, opts.dryRun, { chain })));
       }
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));
@@ -510,7 +539,7 @@ export class Engine {
     const applied = await this.store.loadApplied(name);
     let snap = applied?.uplink;
     if (!snap) {
-      const obs = await this.observeFor([], []);
+      const obs = await this.observeHostNet();
       const link = obs.links.get(def.uplink ?? '');
       if (!link)
         throw inputError(
@@ -575,7 +604,8 @@ export class Engine {
         const notes = [`port ${portId(same)} already exists as asked; its host objects were checked`];
         return { dryRun: opts.dryRun, definitions: [], plans, notes, port: portView(same) };
       }
-      const obs = await this.observeFor([], []);
+      // One observation serves the name check and the plan (nothing changes the host in between).
+      const obs = await this.observeNetwork(net);
       const port = buildPort(input, {
         net,
         ports: Object.values(state.ports),
@@ -583,7 +613,7 @@ export class Engine {
       });
       const next: StateData = { ...state, ports: { ...state.ports, [portKey(port)]: port } };
       const plans = await this.withIntent(state, next, opts.dryRun, () =>
-        this.syncNetwork(next, net.name, opts.dryRun),
+        this.syncNetwork(next, net.name, opts.dryRun, obs),
       );
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
@@ -655,8 +685,11 @@ export class Engine {
       const next: StateData = { ...state, ports: { ...state.ports } };
       delete next.ports[portKey(port)];
       Engine.checkForwardsResolve(next, port.network, `port ${portId(port)} is removed`);
-      const plans = [await this.deleteTaps(port.network, [port], opts.dryRun)];
-      plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun)));
+      const obs = await this.observeNetwork(Engine.getDef(state, port.network));
+      const plans = [await this.deleteTaps(port.network, [port], opts.dryRun, obs)];
+      // Deleting a tap changes the host: then the sync observes again.
+      const fresh = plans[0]?.steps.length === 0 || opts.dryRun ? obs : undefined;
+      plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun, fresh)));
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
@@ -1137,9 +1170,15 @@ export class Engine {
   }
 
   /** Brings a network's host objects in line with `state`: a full reconcile if it runs, its taps if not. */
-  private async syncNetwork(state: StateData, name: string, dryRun: boolean): Promise<NetworkPlan[]> {
-    if (await this.store.loadApplied(name)) return this.startLocked(state, name, dryRun);
-    const obs = await this.observeFor([], []);
+  private async syncNetwork(
+    state: StateData,
+    name: string,
+    dryRun: boolean,
+    pre?: Observed,
+  ): Promise<NetworkPlan[]> {
+    if (await this.store.loadApplied(name))
+      return this.startLocked(state, name, dryRun, pre === undefined ? {} : { pre });
+    const obs = pre ?? (await this.observeFor([], []));
     const plan: NetworkPlan = {
       network: name,
       action: 'update',
@@ -1149,8 +1188,13 @@ export class Engine {
     return [plan];
   }
 
-  private async deleteTaps(network: string, ports: PortDef[], dryRun: boolean): Promise<NetworkPlan> {
-    const obs = await this.observeFor([], []);
+  private async deleteTaps(
+    network: string,
+    ports: PortDef[],
+    dryRun: boolean,
+    pre?: Observed,
+  ): Promise<NetworkPlan> {
+    const obs = pre ?? (await this.observeFor([], []));
     // A libvirt port's tap is libvirt's: it goes when the domain stops or drops the interface.
     const present = ports.filter((p) => !isLibvirtPort(p) && obs.links.has(p.name));
     const steps: Step[] = present.map((p) => ({
@@ -1187,7 +1231,7 @@ export class Engine {
         fn({
           observe: (defs, applied) => this.observeFor(defs, applied),
           start: (state, name, dryRun, restartDnsmasq) =>
-            this.startLocked(state, name, dryRun, 20, restartDnsmasq),
+            this.startLocked(state, name, dryRun, { restartDnsmasq }),
           run: (plan) => this.runAtomically(plan),
         }),
       lockTimeoutMs,
@@ -1198,7 +1242,7 @@ export class Engine {
 
   private async stockDefault(state: StateData, notes: string[]): Promise<NetworkDef> {
     const applied = await this.store.listApplied();
-    const obs = await this.observeFor([], []);
+    const obs = await this.observeHostNet();
     const usage = hostUsage(obs, Engine.ownBridges(applied));
     const others = Object.values(state.networks);
     const taken = (cidr: string): string | undefined => {
@@ -1238,12 +1282,21 @@ export class Engine {
     state: StateData,
     name: string,
     dryRun: boolean,
-    confirmTimeout = 20,
-    restartDnsmasq = false,
+    opts: {
+      confirmTimeout?: number;
+      restartDnsmasq?: boolean;
+      /** An observation made for this network since the last host change (see observeNetwork). */
+      pre?: Observed;
+      chain?: StartChain;
+    } = {},
   ): Promise<NetworkPlan[]> {
+    const { confirmTimeout = 20, restartDnsmasq = false, chain } = opts;
     const def = Engine.getDef(state, name);
     const driver = driverFor(def.mode);
-    if (driver.capabilities.uplink) return this.startBridged(state, def, dryRun, confirmTimeout);
+    if (driver.capabilities.uplink) {
+      if (chain) delete chain.after;
+      return this.startBridged(state, def, dryRun, confirmTimeout);
+    }
     let applied = await this.store.loadApplied(name);
     const plans: NetworkPlan[] = [];
     if (applied && applied.bridge !== def.bridge) {
@@ -1252,7 +1305,16 @@ export class Engine {
       applied = dryRun ? applied : undefined;
     }
     const allApplied = await this.store.listApplied();
-    const obs = await this.observeFor([def], applied ? [applied] : []);
+    // A stop above changed the host: then `pre` and the chain's observation are stale.
+    const scope = { defs: [def], applied: applied ? [applied] : [] };
+    const base = plans.length === 0 ? (opts.pre ?? chain?.after) : undefined;
+    const obs =
+      base === undefined
+        ? await this.observeFor(scope.defs, scope.applied)
+        : base === opts.pre
+          ? base
+          : await rescope(this.host, this.firewall, this.paths, base, scope);
+    if (chain) delete chain.after;
     this.checkStartable(def, obs, applied, allApplied);
     const closed = await firstUntraversable(this.paths.netRunDir(name));
     if (closed !== null) {
@@ -1278,11 +1340,14 @@ export class Engine {
       peers,
       { restartDnsmasq },
     );
-    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name));
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name, undefined, obs));
     plans.push(plan);
+    // Nothing applied (a dry run, or nothing to do): the host is as observed for the next start.
+    if (chain && plans.length === 1) chain.after = obs;
     if (dryRun) return plans;
     const unchanged = applied?.state === 'active' && JSON.stringify(applied.def) === JSON.stringify(def);
     if (plan.steps.length === 0 && unchanged) return plans;
+    if (chain) delete chain.after;
     // The recorded pid, or (after a crash that left it unrecorded) the one in dnsmasq's pid file.
     const dnsmasqPid = runningDnsmasq(applied, obs, this.paths.dnsmasqConf(name));
 
@@ -1339,8 +1404,9 @@ export class Engine {
       );
     }
     reverter.success();
-    await this.verify(def, rec, ports, dnat, peers);
-    await this.verifyBridgeTable(state, name);
+    const after = await this.verify(def, rec, ports, dnat, peers);
+    await this.verifyBridgeTable(state, name, after);
+    if (chain) chain.after = after;
     return plans;
   }
 
@@ -1369,7 +1435,7 @@ export class Engine {
         });
       }
       const plan: NetworkPlan = { network: name, action: 'update', steps: planPorts(ports, def.bridge, obs) };
-      joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name));
+      joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name, undefined, obs));
       if (!dryRun) await this.runAtomically(plan);
       return [plan];
     }
@@ -1442,7 +1508,7 @@ export class Engine {
     else if (snap.addrs.length)
       notes.push(`no gateway or neighbour of ${uplink} is known: the connectivity check is skipped`);
     steps.push(...planPorts(ports, def.bridge, obs));
-    joinBridgeStep(steps, await this.bridgeTableStep(state, name));
+    joinBridgeStep(steps, await this.bridgeTableStep(state, name, undefined, obs));
     const plan: NetworkPlan = { network: name, action: 'start', steps };
     for (const n of notes) this.note(n);
     if (dryRun) return [plan];
@@ -1511,7 +1577,7 @@ export class Engine {
       action: applied?.state === 'active' ? 'update' : 'start',
       steps: planPorts(portsOf(state, def.name), def.bridge, obs),
     };
-    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, def.name));
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, def.name, undefined, obs));
     if (dryRun) return [plan];
     const rec: AppliedNetwork = {
       version: 1,
@@ -1566,7 +1632,7 @@ export class Engine {
     ports: PortDef[],
     dnat: DnatEntry[],
     peers: string[],
-  ): Promise<void> {
+  ): Promise<Observed> {
     const obs = await this.observeFor([def], [rec]);
     const ctx = { paths: this.paths, firewall: this.firewall };
     const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
@@ -1579,18 +1645,24 @@ export class Engine {
         },
       );
     }
+    return obs;
   }
 
   /** table bridge kvmnet (anti-spoofing) for the running networks, plus `start`, minus `stop`. */
-  private async bridgeTableStep(state: StateData, start?: string, stop?: string) {
+  private async bridgeTableStep(
+    state: StateData,
+    start?: string,
+    stop?: string,
+    obs?: Pick<Observed, 'bridgeTable'>,
+  ) {
     const running = new Set((await this.store.listApplied()).map((a) => a.network));
     if (start !== undefined) running.add(start);
     if (stop !== undefined) running.delete(stop);
-    return planBridgeTable(this.host, this.paths, state, running);
+    return planBridgeTable(this.host, this.paths, state, running, obs?.bridgeTable);
   }
 
-  private async verifyBridgeTable(state: StateData, name: string): Promise<void> {
-    const again = await this.bridgeTableStep(state, name);
+  private async verifyBridgeTable(state: StateData, name: string, obs: Observed): Promise<void> {
+    const again = await this.bridgeTableStep(state, name, undefined, obs);
     if (again) {
       throw failure(
         'verify-failed',
@@ -1612,7 +1684,7 @@ export class Engine {
     );
     const obs = await this.observeFor([], [applied]);
     const plan = planStop(applied, obs, others.length > 0, { paths: this.paths, firewall: this.firewall });
-    joinBridgeStep(plan.steps, await this.bridgeTableStep(await this.store.load(), undefined, name));
+    joinBridgeStep(plan.steps, await this.bridgeTableStep(await this.store.load(), undefined, name, obs));
     if (applied.hostBridge) {
       // Unplug kvmnet's own ports from the host's bridge; the bridge itself stays.
       const state = await this.store.load();
@@ -1628,18 +1700,26 @@ export class Engine {
         });
     }
     if (dryRun) return plan;
-    const errors: string[] = [];
-    for (const step of plan.steps) {
+    // The steps are independent (dnsmasq, nft, the bridge), so they run side by side; the
+    // generated files go last, once dnsmasq is gone. A failed step does not stop the others.
+    const failed: string[] = [];
+    const run = async (i: number) => {
+      const step = plan.steps[i];
+      if (!step) return;
       try {
         await this.execute([step], new Reverter(), () => {});
       } catch (e) {
-        errors.push(e instanceof Error ? e.message : String(e));
+        failed[i] = e instanceof Error ? e.message : String(e);
       }
-    }
+    };
+    const idx = plan.steps.map((_, i) => i);
+    await Promise.all(idx.filter((i) => plan.steps[i]?.kind !== 'remove').map(run));
+    for (const i of idx.filter((j) => plan.steps[j]?.kind === 'remove')) await run(i);
+    const errors = failed.filter((m) => m !== undefined);
     if (applied.uplink && errors.length === 0) {
       // The uplink must have its addresses and routes back before the record goes.
       const up = applied.uplink;
-      const after = await this.observeFor([], []);
+      const after = await this.observeHostNet();
       for (const a of up.addrs) {
         if (!after.addrs.some((x) => x.ifname === up.ifname && x.cidr === a.cidr))
           errors.push(`address ${a.cidr} is not back on ${up.ifname}`);

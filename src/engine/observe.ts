@@ -1,5 +1,5 @@
 // Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
-// kvmnet's nft table, sysctls, generated files, recorded processes).
+// kvmnet's nft tables, sysctls, generated files, recorded processes).
 import type { FirewallBackend } from '../firewall/backend.js';
 import type { Host } from '../host/host.js';
 import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
@@ -17,12 +17,46 @@ export async function observe(
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Observed> {
-  const [links, addrs, routes, fw] = await Promise.all([
-    host.links(),
-    host.addrs(),
-    host.routes(),
-    firewall.observe(),
+  // One ip process and the two nft listings, side by side: spawning them is most of the cost.
+  const [{ links, addrs, routes }, fw, bridgeTable] = await Promise.all([
+    host.netState(),
+    // The flowtable probe only matters when a nat network's rules are planned (scope.defs).
+    firewall.observe({ probe: scope.defs.some((d) => d.mode === 'nat') }),
+    host.nftListTable('bridge', 'kvmnet'),
   ]);
+  return {
+    links: new Map(links.map((l) => [l.ifname, l])),
+    addrs,
+    routes,
+    fw,
+    bridgeTable,
+    ...(await observeLocal(host, paths, scope)),
+  };
+}
+
+/**
+ * `base` (an observation of links, addresses, routes and nft tables made since the last host
+ * change) with the files, processes and sysctls of another scope: no process is run.
+ */
+export async function rescope(
+  host: Host,
+  firewall: FirewallBackend,
+  paths: Paths,
+  base: Observed,
+  scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
+): Promise<Observed> {
+  // A nat network needs the flowtable answer, which `base` may not have asked for.
+  const probe = scope.defs.some((d) => d.mode === 'nat') && base.fw.flowtableSupport === undefined;
+  const fw = probe ? await firewall.observe({ probe: true }) : base.fw;
+  return { ...base, fw, ...(await observeLocal(host, paths, scope)) };
+}
+
+/** What an observation reads from files and /proc: sysctls, generated files, recorded processes. */
+async function observeLocal(
+  host: Host,
+  paths: Paths,
+  scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
+): Promise<Pick<Observed, 'sysctls' | 'files' | 'procs'>> {
   const sysctls = new Map<string, string>();
   for (const k of SYSCTLS) sysctls.set(k, await host.sysctlGet(k));
   const files = new Map<string, string | null>();
@@ -40,11 +74,13 @@ export async function observe(
     if (Number.isInteger(fromFile) && fromFile > 0 && !procs.has(fromFile))
       procs.set(fromFile, await host.processArgs(fromFile));
   }
-  return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes, fw, sysctls, files, procs };
+  return { sysctls, files, procs };
 }
-
 /** What the host uses outside kvmnet's own bridges (for overlap and name checks). */
-export function hostUsage(obs: Observed, ownBridges: Set<string>): HostUsage {
+export function hostUsage(
+  obs: Pick<Observed, 'links' | 'addrs' | 'routes'>,
+  ownBridges: Set<string>,
+): HostUsage {
   const prefixes: HostUsage['prefixes'] = [];
   for (const a of obs.addrs) {
     if (ownBridges.has(a.ifname)) continue;

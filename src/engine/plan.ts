@@ -42,6 +42,8 @@ export interface Observed {
   addrs: AddrInfo[];
   routes: RouteInfo[];
   fw: FirewallObserved;
+  /** `nft -j list table bridge kvmnet` as parsed JSON (null: no such table). */
+  bridgeTable: unknown;
   sysctls: Map<string, string>;
   /** Contents of files kvmnet manages (null: absent). */
   files: Map<string, string | null>;

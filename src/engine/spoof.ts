@@ -44,9 +44,11 @@ export async function planBridgeTable(
   paths: Paths,
   state: StateData,
   running: Set<string>,
+  /** The table as an observation just listed it (`Observed.bridgeTable`); listed here when absent. */
+  listed?: unknown,
 ): Promise<Extract<Step, { kind: 'nft' }> | null> {
   const ports = bridgePorts(state, running);
-  const obs = parseBridgeTable(await host.nftListTable('bridge', 'kvmnet'));
+  const obs = parseBridgeTable(listed === undefined ? await host.nftListTable('bridge', 'kvmnet') : listed);
   const drift = bridgeDrift(ports, obs);
   if (drift.length === 0) return null;
   // Leases come back from the lease files: the rebuilt table starts with the sets dnsmasq's hook filled.

@@ -29,7 +29,8 @@ export interface FirewallObserved {
   flowtables?: Set<string>;
   /**
    * Whether the kernel accepts nftables flowtables (probed once per backend, i.e. per command or
-   * daemon). false: flow offload is skipped. Absent: not probed, taken as present.
+   * daemon, and only when a nat network is planned). false: flow offload is skipped. Absent: not
+   * probed, taken as present.
    */
   flowtableSupport?: boolean;
 }
@@ -47,7 +48,11 @@ export interface FirewallChange {
 
 export interface FirewallBackend {
   readonly name: string;
-  observe(): Promise<FirewallObserved>;
+  /**
+   * The firewall's current state. `probe: false` skips asking the kernel about flowtables when no
+   * network in the plan could offload (its answer is only needed to plan a nat network's rules).
+   */
+  observe(opts?: { probe?: boolean }): Promise<FirewallObserved>;
   planNetwork(
     intent: FirewallIntent,
     previous: AppliedFirewall | undefined,

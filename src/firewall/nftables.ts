@@ -117,10 +117,10 @@ export class NftablesBackend implements FirewallBackend {
     private readonly probe: () => Promise<boolean> = () => host.nftFlowtableSupport(),
   ) {}
 
-  async observe(): Promise<FirewallObserved> {
-    this.flowtableSupport ??= this.probe();
+  async observe(opts: { probe?: boolean } = {}): Promise<FirewallObserved> {
+    if (opts.probe !== false) this.flowtableSupport ??= this.probe();
     const obs = parseNftJson(await this.host.nftListTable('inet', 'kvmnet'));
-    obs.flowtableSupport = await this.flowtableSupport;
+    if (this.flowtableSupport) obs.flowtableSupport = await this.flowtableSupport;
     return obs;
   }
 

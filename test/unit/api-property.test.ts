@@ -34,7 +34,11 @@ class FakeExec implements Exec {
     if (isRead(cmd, args)) {
       if (cmd === 'nft')
         return Promise.resolve({ code: 1, stdout: '', stderr: 'Error: No such file or directory' });
-      return Promise.resolve({ code: 0, stdout: '[]', stderr: '' });
+      // `ip -json -batch -` (Host.netState) answers one empty list per command line.
+      const answers = args.includes('-batch')
+        ? (opts.input ?? '').split('\n').filter((l) => l !== '')
+        : ['x'];
+      return Promise.resolve({ code: 0, stdout: answers.map(() => '[]\n').join(''), stderr: '' });
     }
     this.writes.push(`${cmd} ${args.join(' ')}${opts.input ? ` <<${opts.input}` : ''}`);
     // ip and nft "succeed" (and change nothing); dnsmasq is missing, so a start fails as a host

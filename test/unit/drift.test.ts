@@ -78,6 +78,7 @@ function clean(): { obs: Observed; applied: AppliedNetwork } {
     addrs: [{ ifname: 'virbr0', cidr: '192.168.122.1/24', dynamic: false }],
     routes: [],
     fw: cleanFw(),
+    bridgeTable: null,
     sysctls: new Map([['net.ipv4.ip_forward', '1']]),
     files,
     procs: new Map([[42, ['dnsmasq', `--conf-file=${PATHS.dnsmasqConf('default')}`]]]),

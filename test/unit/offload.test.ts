@@ -174,6 +174,20 @@ describe('offload: the backend', () => {
     assert.equal((await b.observe()).flowtableSupport, false);
     assert.equal(calls, 1);
   });
+
+  test('observe({ probe: false }) does not ask the kernel until a nat network needs the answer', async () => {
+    let calls = 0;
+    const host = { nftListTable: () => Promise.resolve(null) } as unknown as Host;
+    const b = new NftablesBackend(host, () => {
+      calls++;
+      return Promise.resolve(true);
+    });
+    assert.equal((await b.observe({ probe: false })).flowtableSupport, undefined);
+    assert.equal(calls, 0);
+    assert.equal((await b.observe()).flowtableSupport, true);
+    assert.equal((await b.observe({ probe: false })).flowtableSupport, true, 'a known answer is reported');
+    assert.equal(calls, 1);
+  });
 });
 
 describe('offload: drift', () => {
