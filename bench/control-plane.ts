@@ -197,9 +197,11 @@ function kvmnetApiTool(d: Daemon): Tool {
     define: () => post('/api/networks', { name: 'default', subnet: '192.168.122.0/24' }, 201).then(() => {}),
     start: () => post('/api/networks/default/start').then(() => {}),
     resAdd: () =>
-      post('/api/ports', { network: 'default', vm: 'res1', mac: RES_MAC, ip: '192.168.122.10' }, 201).then(
-        () => {},
-      ),
+      post(
+        '/api/ports',
+        { network: 'default', vm: 'res1', mac: RES_MAC, ip: '192.168.122.10', tap: 'libvirt' },
+        201,
+      ).then(() => {}),
     resDel: () => del('/api/ports/res1?network=default').then(() => {}),
     stop: () => post('/api/networks/default/stop').then(() => {}),
     undefine: () => del('/api/networks/default').then(() => {}),
@@ -383,7 +385,7 @@ async function writeDocs(s: Samples, skipped: string | null): Promise<void> {
     'in another lab, its CLI one process per command (Node.js start-up included), its API over',
     "`kvmnet serve`'s Unix socket. The reservation is `virsh net-update NET add|delete ip-dhcp-host",
     '… --live --config` against `kvmnet libvirt interface NET --vm res1 --mac … --ip …` / `kvmnet port del`',
-    '(a port without a tap); through the API it is `POST /api/ports`, which also makes a tap.',
+    '(a port without a tap); through the API it is `POST /api/ports` with `"tap": "libvirt"` and `DELETE /api/ports/res1`.',
     skipped ? `\n**libvirt skipped in this run:** ${skipped}\n` : '',
     table(HEAD, rows(s)),
     '',

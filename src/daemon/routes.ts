@@ -164,6 +164,7 @@ export const routes: Route[] = [
       if (b.model !== undefined) input.model = b.model;
       if (b.spoofCheck !== undefined) input.spoofCheck = b.spoofCheck;
       if (b.isolated !== undefined) input.isolated = b.isolated;
+      if (b.tap === 'libvirt') input.tap = 'libvirt';
       return ctx.engine.portAdd(input, { dryRun: ctx.dryRun });
     },
   },

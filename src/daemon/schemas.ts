@@ -31,6 +31,13 @@ export const portBody = z
       .describe(
         'bridge port isolation: reaches the gateway and uplink, not other isolated ports (default false)',
       ),
+    tap: z
+      .enum(['kvmnet', 'libvirt'])
+      .optional()
+      .describe(
+        'who makes the tap: kvmnet, now (default), or libvirt when the domain starts (kvmnet records ' +
+          'the port and serves its reservation; `kvmnet libvirt interface`)',
+      ),
   })
   .strict()
   .describe('A new port: its tap is made now and plugged into the bridge when the network runs.');

@@ -3,7 +3,7 @@
 // nothing, bad JSON and schema violations answered 400 naming the field, the event stream, and the
 // listener's safety rules (socket 0600, remote bind refused, Host checked).
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Daemon } from '../lib/daemon.js';
@@ -355,6 +355,37 @@ describe('kvmnet serve: the HTTP API', () => {
 
     await d.ok('/api/ports/db%2Fnet0', { method: 'DELETE' });
     assert.notEqual((await lab.exec(lab.hostNs, ['ip', 'link', 'show', tap])).code, 0, 'the tap is gone');
+  });
+
+  test('a libvirt port through the API: recorded, reservation served, no tap made', async () => {
+    const before = await lab.exec(lab.hostNs, ['ip', '-o', 'link', 'show']);
+    const added = await d.ok<{ port: { id: string; tap?: string; ip?: string } }>(
+      '/api/ports',
+      {
+        method: 'POST',
+        body: {
+          network: 'default',
+          vm: 'lv1',
+          mac: '52:54:00:9b:00:07',
+          ip: '192.168.122.30',
+          tap: 'libvirt',
+        },
+      },
+      201,
+    );
+    assert.equal(added.port.id, 'lv1/net0');
+    assert.equal(added.port.tap, 'libvirt');
+    const after = await lab.exec(lab.hostNs, ['ip', '-o', 'link', 'show']);
+    assert.equal(after.stdout.split('\n').length, before.stdout.split('\n').length, 'no link was made');
+    const hostsFile = join(lab.runDir, 'net', 'default', 'dhcp-hosts');
+    assert.match(await readFile(hostsFile, 'utf8'), /52:54:00:9b:00:07.*192\.168\.122\.30/);
+    assertError(
+      await d.request('/api/ports', { method: 'POST', body: { network: 'default', vm: 'lv2', tap: 'qemu' } }),
+      400,
+      { code: 'invalid-body' },
+    );
+    await d.ok('/api/ports/lv1%2Fnet0', { method: 'DELETE' });
+    assert.doesNotMatch(await readFile(hostsFile, 'utf8'), /9b:00:07/);
   });
 
   test('forwards: add one that works from the LAN, list it, delete it', async () => {
