@@ -10,7 +10,7 @@
 //   node dist/bench/startup.js [--write]     (as root; part of `npm run bench`)
 // Knobs: KVMNET_BENCH_ROUNDS (15; one more warm-up round is not counted).
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../test/lib/lab.js';
@@ -77,6 +77,10 @@ async function main(): Promise<void> {
   try {
     await must('ip', ['netns', 'add', NS]);
     const list = cases(join(dir, 'state'), join(dir, 'run'));
+    // Other work on the machine moves every row (the baseline too): the docs say how busy it was.
+    const load = loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' / ');
     const samples = list.map((): number[] => []);
     note(`${ROUNDS} rounds (+1 warm-up) of ${list.length} commands in namespace ${NS}`);
     for (let r = 0; r <= ROUNDS; r++)
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
       }
     const s = samples.map(stats);
     report(list, s);
-    await writeDocs(list, s);
+    await writeDocs(list, s, load);
   } finally {
     await cleanup();
   }
@@ -116,14 +120,16 @@ function report(list: Case[], s: Stats[]): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-async function writeDocs(list: Case[], s: Stats[]): Promise<void> {
+async function writeDocs(list: Case[], s: Stats[], load: string): Promise<void> {
   const body = [
-    `\`node dist/bench/startup.js --write\` (part of \`npm run bench\`), ${machine()}.`,
-    `Median (min–max) of ${ROUNDS} rounds (after one warm-up round), the commands alternated, the first`,
-    'rotating; each is a whole process run with `ip netns exec` in a namespace of its own, the baseline',
-    'too, with an empty temporary state dir and run dir. bin/kvmnet runs the bundle `npm run build`',
-    'writes to dist/cli/ (rolldown.config.ts); the "unbundled" rows load the same code as tsc wrote it',
-    '(dist/src/, about 60 modules and their dependencies: zod alone is over 200 files).',
+    `\`node dist/bench/startup.js --write\` (part of \`npm run bench\`), ${machine()}, load average`,
+    `${load} when it started. Median (min–max) of ${ROUNDS} rounds (after one warm-up round), the commands`,
+    'alternated, the first rotating; each is a whole process run with `ip netns exec` in a namespace of',
+    'its own, the baseline too, with an empty temporary state dir and run dir. bin/kvmnet runs the',
+    'bundle `npm run build` writes to dist/cli/ (rolldown.config.ts): `--version` and `--help` load one',
+    'chunk (commander and the command definitions), `net list` adds the engine (without zod, which only',
+    '`apply`, `export` and `serve` load). The "unbundled" rows load the same code as tsc wrote it',
+    '(dist/src/: one file per module, 45 for `net list`).',
     '',
     table(HEAD, rows(list, s)),
   ].join('\n');
