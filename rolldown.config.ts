@@ -1,7 +1,7 @@
 // Bundles the CLI (npm run build, after tsc): dist/src/cli/main.js and what it imports, with its
 // dependencies, into dist/cli/ - one file to load at start-up instead of about 140 (and without
-// zod's locales, which nothing uses), plus chunks for what commands import on demand (the daemon,
-// doctor, YAML and libvirt XML). bin/kvmnet runs dist/cli/main.js; dist/src/ stays for the tests.
+// zod's locales, which nothing uses), plus chunks for what commands import on demand (the engine,
+// the daemon, doctor, zod, YAML and libvirt XML). bin/kvmnet runs dist/cli/main.js; dist/src/ stays for the tests.
 // The input is tsc's output, so the bundle runs exactly the code the tests test; its source map
 // chains tsc's maps, so stack traces (KVMNET_DEBUG=1) name src/**/*.ts.
 import { readFile } from 'node:fs/promises';

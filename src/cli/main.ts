@@ -20,8 +20,8 @@ export const VERSION = '0.1.0';
 export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
   const program = new Command('kvmnet');
   let engine: Engine | undefined;
-  // The engine's module (and zod with it) is loaded before a command's action runs, not at start-up:
-  // --help, --version and bad usage finish without it.
+  // The engine's modules load before a command's action runs, not at start-up: --help, --version
+  // and bad usage finish without them.
   let EngineClass: typeof Engine | undefined;
   program.hook('preAction', async () => {
     EngineClass ??= (await import('../engine/engine.js')).Engine;
