@@ -1,6 +1,6 @@
 // Type-aware lint for src/, test/ and bench/ (tsconfig.json), the web page's web/src/ (web/tsconfig.json,
-// found by the project service as the nearest tsconfig) and vite.config.ts (in the default project);
-// compiled output and dependencies are ignored.
+// found by the project service as the nearest tsconfig), vite.config.ts and rolldown.config.ts (in the
+// default project); compiled output and dependencies are ignored.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -11,7 +11,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['vite.config.ts'] },
+        projectService: { allowDefaultProject: ['vite.config.ts', 'rolldown.config.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

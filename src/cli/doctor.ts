@@ -2,8 +2,7 @@
 // br_netfilter, ip_forward, clashing subnets, missing tools), prints each finding with its fix, and
 // with --fix applies the safe fixes. Exit 0: no findings; 1: findings remain; 2: bad input.
 import type { Command } from 'commander';
-import { analyse, blocking, type Finding } from '../doctor/analyse.js';
-import { applyFixAction, collectDoctorFacts } from '../host/doctor.js';
+import type { Finding } from '../doctor/analyse.js';
 import type { CliContext } from './context.js';
 import { json } from './output.js';
 
@@ -48,6 +47,11 @@ Examples:
   kvmnet doctor --json | jq '.findings[].id'`,
     )
     .action(async (o: { fix: boolean }) => {
+      // Loaded here, not at start-up: only this command needs them.
+      const [{ analyse, blocking }, { applyFixAction, collectDoctorFacts }] = await Promise.all([
+        import('../doctor/analyse.js'),
+        import('../host/doctor.js'),
+      ]);
       const networks = (await ctx.engine().list()).map((n) => ({
         name: n.name,
         mode: n.mode,
@@ -78,12 +82,12 @@ Examples:
       }
       const remaining = blocking(findings);
       if (ctx.json()) ctx.print(json({ findings, fixed: applied, ok: remaining.length === 0 }));
-      else ctx.print(render(findings, applied, o.fix));
+      else ctx.print(render(findings, applied, o.fix, remaining.length));
       if (remaining.length) process.exitCode = 1;
     });
 }
 
-function render(findings: Finding[], applied: Applied[], fix: boolean): string {
+function render(findings: Finding[], applied: Applied[], fix: boolean, n: number): string {
   const out: string[] = [];
   for (const a of applied) {
     out.push(a.ok ? `fixed ${a.id}:` : `could not fix ${a.id}: ${a.error ?? ''}`);
@@ -100,7 +104,6 @@ function render(findings: Finding[], applied: Applied[], fix: boolean): string {
     for (const c of f.fix) out.push(`    ${c}`);
     out.push('');
   }
-  const n = blocking(findings).length;
   out.push(
     n === 0
       ? findings.length === 0

@@ -1,8 +1,7 @@
 // `kvmnet check` and `kvmnet repair`: drift between the stored definitions of running networks and
 // the host (src/engine/drift.ts), listed and restored.
 import type { Command } from 'commander';
-import { checkDrift, formatFindings, repairDrift } from '../engine/drift.js';
-import { formatPlan } from '../engine/plan.js';
+import { formatPlan } from '../engine/plan-format.js';
 import type { CliContext } from './context.js';
 import { json } from './output.js';
 
@@ -37,6 +36,7 @@ Examples:
   kvmnet check default --json`,
     )
     .action(async (names: string[]) => {
+      const { checkDrift, formatFindings } = await import('../engine/drift.js');
       const r = await checkDrift(ctx.engine(), names);
       if (ctx.json()) ctx.print(json(r));
       else if (r.findings.length === 0)
@@ -74,6 +74,7 @@ Examples:
   kvmnet repair default`,
     )
     .action(async (names: string[], o: { dryRun: boolean }) => {
+      const { formatFindings, repairDrift } = await import('../engine/drift.js');
       const r = await repairDrift(ctx.engine(), names, { dryRun: o.dryRun });
       if (ctx.json()) ctx.print(json(r));
       else {

@@ -2,7 +2,7 @@
 // reporting (`error:`/`hint:` lines, exit 2 for bad input, 1 for failures).
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
 import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths } from '../engine/paths.js';
 import { inputError, KvmnetError, oneLine } from '../model/errors.js';
 import type { CliContext } from './context.js';
@@ -20,11 +20,18 @@ export const VERSION = '0.1.0';
 export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
   const program = new Command('kvmnet');
   let engine: Engine | undefined;
+  // The engine's modules load before a command's action runs, not at start-up: --help, --version
+  // and bad usage finish without them.
+  let EngineClass: typeof Engine | undefined;
+  program.hook('preAction', async () => {
+    EngineClass ??= (await import('../engine/engine.js')).Engine;
+  });
   const ctx: CliContext = {
     engine: () => {
       if (!engine) {
+        if (!EngineClass) throw new Error('the engine is used before a command action');
         const o = program.opts<{ stateDir: string; runDir: string }>();
-        engine = new Engine({
+        engine = new EngineClass({
           paths: new Paths(o.stateDir, o.runDir),
           note: (m) => process.stderr.write(`kvmnet: ${m}\n`),
         });

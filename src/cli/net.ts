@@ -9,7 +9,7 @@ import { PERSIST_FORMATS, type PersistFormat } from '../render/persist-formats.j
 // The XML and YAML libraries load only for the commands that use them (the daemon stays small).
 const libvirtXml = () => import('../model/libvirt.js');
 const definitionsFile = () => import('../model/definitions.js');
-import { parseDhcpRangeText, type NetworkInput } from '../model/network.js';
+import type { NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
 import type { CliContext } from './context.js';
 
@@ -167,7 +167,8 @@ Examples:
         );
       }
       if (!o.dhcp) input.dhcp = null;
-      else if (o.dhcpRange !== undefined) input.dhcp = parseDhcpRangeText(o.dhcpRange);
+      else if (o.dhcpRange !== undefined)
+        input.dhcp = (await import('../model/network.js')).parseDhcpRangeText(o.dhcpRange);
       const r = await ctx.engine().define(input, { dryRun: o.dryRun });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
     });

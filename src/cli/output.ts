@@ -1,6 +1,6 @@
 // Output helpers: aligned tables, JSON, and the human rendering of operation results.
 import type { OpResult } from '../engine/engine.js';
-import { formatPlan } from '../engine/plan.js';
+import { formatPlan } from '../engine/plan-format.js';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -1,16 +1,22 @@
 // `kvmnet serve`: the HTTP API and the web page (src/daemon), in the foreground until SIGTERM.
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
-import { ApiServer, DEFAULT_PORT, parseListen } from '../daemon/server.js';
-import { loadOrCreateToken } from '../daemon/token.js';
-import { DEFAULT_REPAIR_INTERVAL_S, RepairLoop } from '../daemon/repair.js';
+import { DEFAULT_PORT, DEFAULT_REPAIR_INTERVAL_S } from '../daemon/defaults.js';
 import { inputError } from '../model/errors.js';
 import type { CliContext } from './context.js';
 
-/** The built page: dist/web beside dist/src. */
-const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
+/**
+ * The built page, dist/web of the package this module belongs to: the nearest directory above it
+ * with a package.json. Both dist/src/cli/serve.js (tsc) and the bundle's dist/cli/chunks/*.js find it.
+ */
+export function webRoot(from: string = fileURLToPath(import.meta.url)): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'dist/web');
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
 
 interface ServeOpts {
   socket: string | false | undefined;
@@ -70,7 +76,7 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
     .action(async (o: ServeOpts) => {
       // A long-running daemon with small bursts of work: keep V8's young generation at its initial
       // 1 MB semi-spaces instead of letting it grow to 16 MB each (about 30 MB of RSS, for nothing).
-      setFlagsFromString('--semi-space-growth-factor=1');
+      (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
       const interval = Number(o.repairInterval);
       if (!/^\d+(\.\d+)?$/.test(o.repairInterval) || !Number.isFinite(interval))
         throw inputError(
@@ -78,6 +84,12 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
           `--repair-interval ${o.repairInterval} is not a number of seconds`,
           'give e.g. --repair-interval 5, or 0 to turn drift repair off',
         );
+      // The daemon (node:http, the API's schemas) loads only here: other commands start without it.
+      const [{ ApiServer, parseListen }, { loadOrCreateToken }, { RepairLoop }] = await Promise.all([
+        import('../daemon/server.js'),
+        import('../daemon/token.js'),
+        import('../daemon/repair.js'),
+      ]);
       const engine = ctx.engine();
       const listen = o.listen === false ? undefined : parseListen(o.listen);
       const socket = o.socket === false ? undefined : (o.socket ?? join(engine.paths.runDir, 'kvmnet.sock'));
@@ -87,7 +99,7 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
         engine,
         token,
         version,
-        webRoot: WEB_ROOT,
+        webRoot: webRoot(),
         allowRemote: o.allowRemote,
         ...(socket === undefined ? {} : { socket }),
         ...(listen === undefined ? {} : { listen }),

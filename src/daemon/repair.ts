@@ -4,7 +4,7 @@
 import { repairDrift, type Finding } from '../engine/drift.js';
 import type { Engine } from '../engine/engine.js';
 
-export const DEFAULT_REPAIR_INTERVAL_S = 5;
+export { DEFAULT_REPAIR_INTERVAL_S } from './defaults.js';
 /** How long a round waits for the state lock before it is skipped. */
 const LOCK_WAIT_MS = 2000;
 

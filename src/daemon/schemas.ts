@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { DRIFT_KINDS, type DriftKind } from '../engine/drift.js';
 import { PROTOCOLS } from '../model/forward.js';
-import { NETWORK_MODES, networkFileSchema } from '../model/network.js';
+import { NETWORK_MODES } from '../model/network.js';
+import { networkFileSchema } from '../model/network-schema.js';
 
 export const networkBody = networkFileSchema
   .extend({

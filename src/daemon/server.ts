@@ -14,8 +14,8 @@ import { openApiDocument } from './openapi.js';
 import { matchRoute, statusOf } from './routes.js';
 import { derive, sameSecret } from './token.js';
 
+export { DEFAULT_PORT } from './defaults.js';
 export const MAX_BODY = 64 * 1024;
-export const DEFAULT_PORT = 8470;
 const COOKIE = 'kvmnet_session';
 const CSRF_HEADER = 'x-kvmnet-csrf';
 

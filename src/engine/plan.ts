@@ -14,6 +14,9 @@ import { restoreLines } from './bridged.js';
 import type { Paths } from './paths.js';
 import type { AppliedNetwork } from './store.js';
 
+// formatPlan lives in plan-format.ts (zod-free, for the CLI's start-up) and is re-exported here.
+export { formatPlan } from './plan-format.js';
+
 export type Step =
   /** force: run with `ip -force -batch` (every line tried), for restores. */
   | { kind: 'ip'; why: string; lines: string[]; undo: string[]; force?: boolean }
@@ -357,45 +360,4 @@ export function planStop(
     steps.push({ kind: 'remove', why: 'generated files of the network', path: applied.runDir });
   }
   return { network: applied.network, action: 'stop', steps };
-}
-
-/** Renders a plan as the shell commands it amounts to (what --dry-run prints). */
-export function formatPlan(p: NetworkPlan): string {
-  if (p.steps.length === 0) return `# network ${p.network}: ${p.action} - nothing to do\n`;
-  const out = [`# network ${p.network}: ${p.action}`];
-  for (const s of p.steps) {
-    out.push(`# ${s.kind}: ${s.why}`);
-    switch (s.kind) {
-      case 'ip':
-        for (const l of s.lines) out.push(`ip ${l}`);
-        break;
-      case 'sysctl':
-        out.push(`sysctl -w ${s.key}=${s.value}`);
-        break;
-      case 'nft':
-        out.push("nft -f - <<'EOF'", s.script.trimEnd(), 'EOF');
-        break;
-      case 'write':
-        out.push(`cat > ${s.path} <<'EOF'`, s.content.trimEnd(), 'EOF');
-        break;
-      case 'remove':
-        out.push(`rm -rf ${s.path}`);
-        break;
-      case 'dnsmasq-start':
-        out.push(`dnsmasq --conf-file=${s.confFile}`);
-        break;
-      case 'dnsmasq-stop':
-        out.push(`kill -TERM ${s.pid}`);
-        break;
-      case 'dnsmasq-reload':
-        out.push(`kill -HUP ${s.pid}`);
-        break;
-      case 'check':
-        out.push(
-          `ping -c 1 -W 1 -I ${s.dev} ${s.target}   # until it answers, at most ${s.timeoutS} s; else roll back`,
-        );
-        break;
-    }
-  }
-  return out.join('\n') + '\n';
 }

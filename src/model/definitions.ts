@@ -4,7 +4,8 @@ import { LineCounter, parseDocument, stringify, isMap, isNode, isScalar, visit, 
 import { z } from 'zod';
 import { inputError } from './errors.js';
 import { PROTOCOLS, portsText, type ForwardDef, type ForwardInput } from './forward.js';
-import { networkFileSchema, type NetworkDef, type NetworkInput } from './network.js';
+import type { NetworkDef, NetworkInput } from './network.js';
+import { networkFileSchema } from './network-schema.js';
 import { describeIssue, issuePath, networkInputOf } from './input.js';
 
 export const FILE_VERSION = 1;

@@ -2,7 +2,8 @@
 // and zod's issues into one-line messages with a hint. No YAML here: the daemon loads this without
 // the YAML parser.
 import type { z } from 'zod';
-import type { DnsConfig, NetworkInput, networkFileSchema } from './network.js';
+import type { DnsConfig, NetworkInput } from './network.js';
+import type { networkFileSchema } from './network-schema.js';
 
 export type NetworkFileEntry = z.infer<typeof networkFileSchema>;
 

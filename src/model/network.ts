@@ -1,7 +1,6 @@
 // The network definition: the stored, validated shape of one kvmnet network, its defaults, and
 // every rule a definition must satisfy on its own or beside the others. Pure: no I/O. What the
 // host already uses is passed in as data (HostUsage) by the caller.
-import { z } from 'zod';
 import { fieldError, inputError } from './errors.js';
 import {
   broadcastOf,
@@ -160,71 +159,6 @@ export interface NetworkInput {
   peers?: string[];
   offload?: boolean;
 }
-
-const dnsFileSchema = z
-  .object({
-    enable: z.boolean().optional(),
-    forwardPlainNames: z.boolean().optional(),
-    hosts: z.array(z.object({ ip: z.string(), hostnames: z.array(z.string()) }).strict()).optional(),
-    forwarders: z
-      .array(z.object({ addr: z.string().optional(), domain: z.string().optional() }).strict())
-      .optional(),
-    srv: z
-      .array(
-        z
-          .object({
-            service: z.string(),
-            protocol: z.enum(['tcp', 'udp']),
-            domain: z.string().optional(),
-            target: z.string().optional(),
-            port: z.number().int().optional(),
-            priority: z.number().int().optional(),
-            weight: z.number().int().optional(),
-          })
-          .strict(),
-      )
-      .optional(),
-    txt: z.array(z.object({ name: z.string(), value: z.string() }).strict()).optional(),
-  })
-  .strict();
-
-/** The schema of one network in a YAML file: unknown keys and wrong types are refused. */
-export const networkFileSchema = z
-  .object({
-    mode: z.enum(NETWORK_MODES),
-    bridge: z.string().optional(),
-    mac: z.string().optional(),
-    subnet: z.string().optional(),
-    uplink: z.string().optional(),
-    gateway: z.string().optional(),
-    dhcp: z
-      .union([z.object({ start: z.string(), end: z.string() }).strict(), z.literal(false), z.null()])
-      .optional(),
-    domain: z.string().optional(),
-    autostart: z.boolean().optional(),
-    uuid: z.string().optional(),
-    mtu: z.number().int().optional(),
-    stp: z.boolean().optional(),
-    forwardDelay: z.number().int().optional(),
-    leaseTime: z.number().int().optional(),
-    dhcpHosts: z
-      .array(
-        z
-          .object({
-            mac: z.string().optional(),
-            name: z.string().optional(),
-            ip: z.string(),
-            leaseTime: z.number().int().optional(),
-          })
-          .strict(),
-      )
-      .optional(),
-    dns: dnsFileSchema.optional(),
-    forwardDev: z.string().optional(),
-    peers: z.array(z.string()).optional(),
-    offload: z.boolean().optional(),
-  })
-  .strict();
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;

@@ -15,13 +15,8 @@ import { parseDomainXml } from '../../src/model/domain.js';
 import { renderHookScript } from '../../src/engine/hook.js';
 import { formatCidr, formatIpv4, parseCidr, parseIpv4 } from '../../src/model/ipv4.js';
 import { normalizeMac } from '../../src/model/mac.js';
-import {
-  buildNetwork,
-  networkFileSchema,
-  parseSubnet,
-  type NetworkDef,
-  type NetworkInput,
-} from '../../src/model/network.js';
+import { buildNetwork, parseSubnet, type NetworkDef, type NetworkInput } from '../../src/model/network.js';
+import { networkFileSchema } from '../../src/model/network-schema.js';
 import { networkInputOf } from '../../src/model/input.js';
 import { buildForward, parsePortRange, parseTarget, type ForwardDef } from '../../src/model/forward.js';
 import { buildPort, VM_RE, type PortDef } from '../../src/model/port.js';
