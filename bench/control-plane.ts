@@ -271,12 +271,16 @@ async function main(): Promise<void> {
   const cleanup = cleanupOnSignal(async () => {
     for (const t of tools)
       await t.cleanup().catch((e: unknown) => note(`cleanup of ${t.name}: ${String(e)}`));
-    if (daemon) await daemon.stop();
-    if (lab) await lab.destroy();
+    // Every lab goes, even when an earlier one's teardown fails; the first failure is rethrown.
+    const failed: unknown[] = [];
+    const keep = (e: unknown) => void failed.push(e);
+    if (daemon) await daemon.stop().catch(keep);
+    if (lab) await lab.destroy().catch(keep);
     if (typeof lv !== 'string') {
-      await lv.daemon.stop();
-      await lv.lab.destroy();
+      await lv.daemon.stop().catch(keep);
+      await lv.lab.destroy().catch(keep);
     }
+    if (failed.length) throw failed[0];
   });
   try {
     lab = await Lab.create('bcpk');

@@ -3,7 +3,8 @@
 // built web page. A thin layer: every request is one engine call, under the engine's own lock.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { chmod, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, readFile, stat, unlink } from 'node:fs/promises';
+import { makeDirs } from '../engine/fsutil.js';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import { describeIssue, issuePath } from '../model/input.js';
@@ -152,7 +153,7 @@ export class ApiServer {
   }
 
   private async listenSocket(path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    await makeDirs(dirname(path), 0o755);
     if (await exists(path)) {
       if (await answers(path)) {
         throw failure('socket-in-use', `another kvmnet serve answers on ${path}`, {

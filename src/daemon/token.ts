@@ -2,7 +2,8 @@
 // dir. The session cookie and the CSRF token are derived from it, so they survive a daemon restart
 // and die with the token (delete the file and restart to revoke every session).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { chmod, open, readFile, stat } from 'node:fs/promises';
+import { makeDirs } from '../engine/fsutil.js';
 import { dirname } from 'node:path';
 import { failure } from '../model/errors.js';
 
@@ -21,7 +22,7 @@ export async function loadOrCreateToken(path: string): Promise<{ token: string; 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await makeDirs(dirname(path), 0o700);
     const token = randomBytes(32).toString('hex');
     try {
       const fh = await open(path, 'wx', 0o600);

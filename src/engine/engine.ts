@@ -1,7 +1,7 @@
 // The engine: every operation (define, start, stop, up, down, apply, ...) as
 // lock → load → observe → plan → (dry-run: return the plan) → apply with rollback → verify.
 // The CLI and, later, the daemon are thin layers over this class.
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 // The YAML and XML libraries load only for the commands that need them (the daemon stays small).
 import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
@@ -33,7 +33,15 @@ import {
   type NetworkDef,
   type NetworkInput,
 } from '../model/network.js';
-import { exists, firstUntraversable, readOrNull, removeIfEmpty, removePath, writeAtomic } from './fsutil.js';
+import {
+  exists,
+  firstUntraversable,
+  makeDirs,
+  readOrNull,
+  removeIfEmpty,
+  removePath,
+  writeAtomic,
+} from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
 import { hostUsage, observe, rescope } from './observe.js';
@@ -1787,7 +1795,7 @@ export class Engine {
             if (!leaseExisted) await removePath(s.leaseFile);
             if (!leasesDirExisted) await removeIfEmpty(this.paths.leasesDir);
           });
-          await mkdir(this.paths.leasesDir, { recursive: true });
+          await makeDirs(this.paths.leasesDir);
           const pid = await this.host.startDnsmasq(s.confFile, s.pidFile);
           onPid(pid);
           reverter.add(`stop dnsmasq ${pid}`, async () => {

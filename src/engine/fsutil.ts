@@ -1,9 +1,41 @@
 // Small file helpers: atomic write (write, fsync, rename) and tolerant reads/removals.
 import { access, mkdir, open, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+
+/**
+ * `mkdir -p`: makes `dir` and its missing parents, returning the first directory it made (as
+ * `mkdir(…, { recursive: true })` does). Node 20's recursive mkdir never returns for a path it
+ * cannot make under a file system like /proc (`--state-dir /proc/x/y` hung kvmnet): this one
+ * makes the parents one by one and fails with the kernel's error.
+ */
+export async function makeDirs(dir: string, mode?: number): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ;) {
+    try {
+      await stat(d);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      missing.push(d);
+      const up = dirname(d);
+      if (up === d) break;
+      d = up;
+    }
+  }
+  let first: string | undefined;
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d, mode === undefined ? {} : { mode });
+      first ??= d;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  return first;
+}
 
 export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await makeDirs(dirname(path), 0o755);
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {

@@ -1,7 +1,8 @@
 // The libvirt qemu hook kvmnet installs: an executable script in /etc/libvirt/hooks/qemu.d/ (run by
 // libvirt >= 6.5 after the main `qemu` hook, which kvmnet leaves alone) that hands each domain start
 // and stop to `kvmnet libvirt hook-event`, with a timeout, and always exits 0.
-import { chmod, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { makeDirs } from './fsutil.js';
 import { join } from 'node:path';
 import { inputError } from '../model/errors.js';
 
@@ -106,7 +107,7 @@ export async function installHook(
     if (!opts.dryRun) await chmod(path, 0o755);
     return { dryRun: opts.dryRun, path, changed, script };
   }
-  await mkdir(join(dir, 'qemu.d'), { recursive: true, mode: 0o755 });
+  await makeDirs(join(dir, 'qemu.d'), 0o755);
   const tmp = `${path}.kvmnet-tmp`;
   await writeFile(tmp, script, { mode: 0o755 });
   await chmod(tmp, 0o755);

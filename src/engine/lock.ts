@@ -9,7 +9,8 @@
 // overwritten by the next one and means nothing.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { makeDirs } from './fsutil.js';
 import { createServer, type Server } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { failure } from '../model/errors.js';
@@ -67,7 +68,13 @@ export async function acquireLock(
 ): Promise<Lock> {
   // A dry run on a fresh host must leave nothing behind: a directory made only for the lock goes
   // again on release if nothing else was written into it.
-  const made = await mkdir(dirname(path), { recursive: true });
+  const made = await makeDirs(dirname(path)).catch((e: unknown) => {
+    throw failure(
+      'state-dir-unusable',
+      `cannot make the state directory ${dirname(path)}: ${e instanceof Error ? e.message : String(e)}`,
+      { hint: 'point --state-dir (KVMNET_STATE_DIR) at a writable directory' },
+    );
+  });
   const name = lockSocketName(path);
   // The wait times out only when one holder keeps the lock that long: behind a queue of other
   // commands that each finish, a command waits its turn however long the queue is.

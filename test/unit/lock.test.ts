@@ -63,3 +63,10 @@ test('a holder killed with SIGKILL leaves no stale lock', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a state directory that cannot be made is a clear error, not a hang (Node 20 mkdir -p on /proc)', async () => {
+  await assert.rejects(acquireLock('/proc/nonexistent-kvmnet/x/kvmnet.lock', { timeoutMs: 1000 }), {
+    code: 'state-dir-unusable',
+    message: /cannot make the state directory \/proc\/nonexistent-kvmnet\/x: .*ENOENT/,
+  });
+});
