@@ -5,11 +5,12 @@
 //   with their 100 VMs, against a bare static page of the same size class served by Node.js.
 //   npm run bench            (as root; never part of the test command)
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
 import { Daemon } from '../test/lib/daemon.js';
 import { Lab } from '../test/lib/lab.js';
+import { populate } from './lib/labs.js';
+import { settledRss, unitEnv } from './lib/mem.js';
 import { knob, median, runMain } from './lib/stats.js';
 
 const NETWORKS = 10;
@@ -24,21 +25,6 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
-}
-
-/** Median RSS over `n` samples one second apart. */
-async function settledRss(pid: number, n = 5): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    xs.push(await rssMb(pid));
-  }
-  return median(xs);
-}
 
 /** A bare Node.js HTTP server (the baseline): its own process, so its RSS is comparable. */
 async function bareServer(): Promise<{ pid: number; port: number; stop(): void }> {
@@ -57,29 +43,6 @@ async function bareServer(): Promise<{ pid: number; port: number; stop(): void }
   return { pid: child.pid ?? 0, port, stop: () => child.kill('SIGTERM') };
 }
 
-/** The Environment= lines of the shipped systemd unit: the daemon as it runs in production. */
-async function unitEnv(): Promise<NodeJS.ProcessEnv> {
-  const unit = await readFile(new URL('../../contrib/systemd/kvmnet-serve.service', import.meta.url), 'utf8');
-  const env: NodeJS.ProcessEnv = {};
-  for (const m of unit.matchAll(/^Environment=(?:"([^"]*)"|(\S+))\s*$/gm)) {
-    const kv = m[1] ?? m[2] ?? '';
-    const eq = kv.indexOf('=');
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
-}
-
-/** Defines and starts the networks with their ports through the API. */
-async function populate(daemon: Daemon): Promise<void> {
-  for (let n = 0; n < NETWORKS; n++) {
-    const name = `net${n}`;
-    await daemon.ok('/api/networks', { method: 'POST', body: { name, subnet: `10.60.${n}.0/24` } }, 201);
-    await daemon.ok(`/api/networks/${name}/start`, { method: 'POST' });
-    for (let p = 0; p < PORTS_PER_NETWORK; p++)
-      await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
-  }
-}
-
 /** RSS (empty, idle after the work) of a daemon started with `env`, in its own lab. */
 async function rssWith(env: NodeJS.ProcessEnv): Promise<{ empty: number; idle: number }> {
   const lab = await Lab.create('bserveu');
@@ -88,7 +51,7 @@ async function rssWith(env: NodeJS.ProcessEnv): Promise<{ empty: number; idle: n
     daemon = await Daemon.start(lab, [], env);
     const pid = daemon.proc.child.pid ?? 0;
     const empty = await settledRss(pid, 3);
-    await populate(daemon);
+    await populate(daemon, NETWORKS, PORTS_PER_NETWORK);
     return { empty, idle: await settledRss(pid) };
   } finally {
     if (daemon) {
@@ -114,7 +77,7 @@ async function main(): Promise<void> {
     );
     daemon = await Daemon.start(lab);
     const emptyRss = await settledRss(daemon.proc.child.pid ?? 0, 3);
-    await populate(daemon);
+    await populate(daemon, NETWORKS, PORTS_PER_NETWORK);
     const pid = daemon.proc.child.pid ?? 0;
     const idle = await settledRss(pid);
     const bareIdle = await settledRss(bare.pid);

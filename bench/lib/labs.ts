@@ -1,4 +1,6 @@
-// Teardown shared by the benches that run several labs and, optionally, libvirt in one of them.
+// Shared by the benches: filling a daemon with networks and ports; the teardown of several labs
+// and, optionally, libvirt in one of them.
+import type { Daemon } from '../../test/lib/daemon.js';
 import type { Lab } from '../../test/lib/lab.js';
 import { virsh, type Libvirtd } from '../../test/lib/libvirtd.js';
 
@@ -19,4 +21,15 @@ export async function tearDown(labs: Lab[], lv: Libvirtd | undefined, lvNet: str
     await lab.destroy().catch((e: unknown) => failed.push(e));
   }
   if (failed.length) throw failed[0];
+}
+
+/** Defines and starts `networks` NAT networks (10.60.N.0/24) with `ports` ports each, through the API. */
+export async function populate(daemon: Daemon, networks: number, ports: number): Promise<void> {
+  for (let n = 0; n < networks; n++) {
+    const name = `net${n}`;
+    await daemon.ok('/api/networks', { method: 'POST', body: { name, subnet: `10.60.${n}.0/24` } }, 201);
+    await daemon.ok(`/api/networks/${name}/start`, { method: 'POST' });
+    for (let p = 0; p < ports; p++)
+      await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
+  }
 }
