@@ -516,7 +516,8 @@ async function findingsOf(
   }
   // The anti-spoofing table (table bridge kvmnet) is shared by every running network's ports: its
   // drift is one finding, on the first checked network with a spoof-checked port (repairing that
-  // network rebuilds the whole table in its nft transaction, as `net start` does).
+  // network brings the table in line in its nft transaction, as `net start` does: only the chains,
+  // elements and set members that differ, or the whole table when it is missing or its base is wrong).
   const table = parseBridgeTable(obs.bridgeTable);
   const why = bridgeDrift(bridgePorts(state, running), table);
   if (why.length > 0) {
@@ -529,7 +530,7 @@ async function findingsOf(
         object: `table ${BRIDGE_TABLE}`,
         expected: 'the anti-spoofing chains of the running ports',
         actual: why.join('; '),
-        fix: `rebuild table ${BRIDGE_TABLE} in one nft transaction`,
+        fix: `bring table ${BRIDGE_TABLE} in line in one nft transaction`,
       });
     }
   }

@@ -6,9 +6,9 @@ import { isL3, type NetworkDef } from '../model/network.js';
 import { spoofCheckOf } from '../model/port.js';
 import {
   BRIDGE_TABLE,
-  bridgeDrift,
+  bridgeDiff,
   parseBridgeTable,
-  renderBridgeTable,
+  renderBridgeUpdate,
   type BridgeLease,
   type BridgePort,
 } from '../render/nft-bridge.js';
@@ -21,24 +21,50 @@ import type { StateData } from './store.js';
 export function bridgePorts(state: StateData, running: Set<string>): BridgePort[] {
   const out: BridgePort[] = [];
   const all = Object.values(state.ports);
+  // Per network (once, shared by its ports): the gateway and every reservation, the set prot_<bridge>.
+  const prot = new Map<string, { bridge: string; protected: string[] }>();
+  const l3Of = (def: NetworkDef, gateway: string): { bridge: string; protected: string[] } => {
+    let x = prot.get(def.name);
+    if (!x) {
+      const addrs = [
+        gateway,
+        ...all.filter((o) => o.network === def.name && o.ip !== undefined).map((o) => o.ip ?? ''),
+        ...(def.dhcpHosts ?? []).map((h) => h.ip),
+      ];
+      x = { bridge: def.bridge, protected: [...new Set(addrs)].sort() };
+      prot.set(def.name, x);
+    }
+    return x;
+  };
   for (const p of all) {
     const def: NetworkDef | undefined = state.networks[p.network];
     if (!def || !running.has(p.network) || !spoofCheckOf(p) || p.name === '') continue;
     const bp: BridgePort = { tap: p.name, mac: p.mac };
     if (p.ip !== undefined) bp.ip = p.ip;
-    if (isL3(def)) {
-      const others = [
-        ...all.filter((o) => o !== p && o.network === p.network && o.ip !== undefined).map((o) => o.ip ?? ''),
-        ...(def.dhcpHosts ?? []).map((h) => h.ip),
-      ];
-      bp.l3 = { gateway: def.gateway, protected: [...new Set(others)].sort() };
-    }
+    if (isL3(def)) bp.l3 = l3Of(def, def.gateway);
     out.push(bp);
   }
   return out;
 }
 
-/** The step that makes table bridge kvmnet right for these networks, or null when it is. */
+/** Current leases (from the lease files) of the running networks with DHCP. */
+async function currentLeases(paths: Paths, state: StateData, running: Set<string>): Promise<BridgeLease[]> {
+  const leases: BridgeLease[] = [];
+  const now = Date.now();
+  for (const n of running) {
+    if (!state.networks[n]?.dhcp) continue;
+    for (const l of await readLeases(paths.leaseFile(n))) {
+      if (l.expiry === null || Date.parse(l.expiry) > now) leases.push({ mac: l.mac, ip: l.ip });
+    }
+  }
+  return leases;
+}
+
+/**
+ * The step that makes table bridge kvmnet right for these networks, or null when it is: only what
+ * differs (a port's chain, its map element, set members), or the whole table when it is missing or
+ * its base objects are wrong.
+ */
 export async function planBridgeTable(
   host: Host,
   paths: Paths,
@@ -49,22 +75,17 @@ export async function planBridgeTable(
 ): Promise<Extract<Step, { kind: 'nft' }> | null> {
   const ports = bridgePorts(state, running);
   const obs = parseBridgeTable(listed === undefined ? await host.nftListTable('bridge', 'kvmnet') : listed);
-  const drift = bridgeDrift(ports, obs);
-  if (drift.length === 0) return null;
-  // Leases come back from the lease files: the rebuilt table starts with the sets dnsmasq's hook filled.
-  const leases: BridgeLease[] = [];
-  const now = Date.now();
-  for (const n of running) {
-    if (!state.networks[n]?.dhcp) continue;
-    for (const l of await readLeases(paths.leaseFile(n))) {
-      if (l.expiry === null || Date.parse(l.expiry) > now) leases.push({ mac: l.mac, ip: l.ip });
-    }
-  }
+  const diff = bridgeDiff(ports, obs);
+  if (diff.why.length === 0) return null;
+  // Leases come back from the lease files: a rebuilt table starts with the sets dnsmasq's hook
+  // filled, and so does a new chain of a port without a reservation.
+  const needLeases = diff.whole === 'rebuild' || diff.fill.some((p) => p.ip === undefined);
+  const leases = needLeases ? await currentLeases(paths, state, running) : [];
   return {
     kind: 'nft',
-    why: drift.join('; '),
-    script: renderBridgeTable(ports, leases),
-    // A table this step creates goes on rollback; one it replaces is rebuilt by the next apply.
+    why: diff.why.join('; '),
+    script: renderBridgeUpdate(ports, diff, leases),
+    // A table this step creates goes on rollback; one it changes is brought in line by the next apply.
     undo: obs.table ? '' : `table ${BRIDGE_TABLE}\ndelete table ${BRIDGE_TABLE}\n`,
   };
 }
