@@ -114,7 +114,7 @@ const hash = (s: string): string => createHash('sha256').update(s).digest('hex')
 /** The comment of the prerouting rule. */
 const PRE_TAG = `kvmnet#${hash(`prerouting\n${PREROUTING}`)}`;
 /** How the listing shows the base chain as rendered (type/hook/priority/policy). */
-const PRE_BASE = 'filter/prerouting/-200/accept';
+const PRE_BASE = '"filter"/"prerouting"/-200/"accept"';
 const LEASE_SETS: Record<string, string> = { lease_ip: 'ether_addr . ipv4_addr', lease_mac: 'ether_addr' };
 
 /** The comment every rule of the port's chain carries: equal tags, equal rules. */
@@ -214,7 +214,7 @@ export function parseBridgeTable(json: unknown): BridgeObserved {
       chain(c.name as string).base =
         c.hook === undefined
           ? ''
-          : `${String(c.type)}/${String(c.hook)}/${String(c.prio)}/${String(c.policy)}`;
+          : [c.type, c.hook, c.prio, c.policy].map((x) => JSON.stringify(x)).join('/');
     }
     if (it.rule && typeof it.rule.chain === 'string') {
       chain(it.rule.chain).comments.push(typeof it.rule.comment === 'string' ? it.rule.comment : undefined);

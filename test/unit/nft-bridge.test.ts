@@ -70,7 +70,8 @@ function listing(ports: BridgePort[]): { nftables: Array<Record<string, Record<s
   items.push({ rule: { chain: 'prerouting', comment: pre?.[1] } });
   for (const p of ports) {
     items.push({ chain: { name: portChain(p.tap) } });
-    for (const _ of portRules(p)) items.push({ rule: { chain: portChain(p.tap), comment: portTag(p) } });
+    for (let i = portRules(p).length; i > 0; i--)
+      items.push({ rule: { chain: portChain(p.tap), comment: portTag(p) } });
   }
   return { nftables: items };
 }
