@@ -22,8 +22,8 @@ export function bridgePorts(state: StateData, running: Set<string>): BridgePort[
   const out: BridgePort[] = [];
   const all = Object.values(state.ports);
   // Per network (once, shared by its ports): the gateway and every reservation, the set prot_<bridge>.
-  const prot = new Map<string, { bridge: string; protected: string[] }>();
-  const l3Of = (def: NetworkDef, gateway: string): { bridge: string; protected: string[] } => {
+  const prot = new Map<string, { protected: string[] }>();
+  const l3Of = (def: NetworkDef, gateway: string): { protected: string[] } => {
     let x = prot.get(def.name);
     if (!x) {
       const addrs = [
@@ -31,7 +31,7 @@ export function bridgePorts(state: StateData, running: Set<string>): BridgePort[
         ...all.filter((o) => o.network === def.name && o.ip !== undefined).map((o) => o.ip ?? ''),
         ...(def.dhcpHosts ?? []).map((h) => h.ip),
       ];
-      x = { bridge: def.bridge, protected: [...new Set(addrs)].sort() };
+      x = { protected: [...new Set(addrs)].sort() };
       prot.set(def.name, x);
     }
     return x;
@@ -39,7 +39,7 @@ export function bridgePorts(state: StateData, running: Set<string>): BridgePort[
   for (const p of all) {
     const def: NetworkDef | undefined = state.networks[p.network];
     if (!def || !running.has(p.network) || !spoofCheckOf(p) || p.name === '') continue;
-    const bp: BridgePort = { tap: p.name, mac: p.mac };
+    const bp: BridgePort = { tap: p.name, mac: p.mac, bridge: def.bridge };
     if (p.ip !== undefined) bp.ip = p.ip;
     if (isL3(def)) bp.l3 = l3Of(def, def.gateway);
     out.push(bp);
@@ -62,7 +62,7 @@ async function currentLeases(paths: Paths, state: StateData, running: Set<string
 
 /**
  * The step that makes table bridge kvmnet right for these networks, or null when it is: only what
- * differs (a port's chain, its map element, set members), or the whole table when it is missing or
+ * differs (a port's elements, a network's chain), or the whole table when it is missing or
  * its base objects are wrong.
  */
 export async function planBridgeTable(
@@ -78,8 +78,8 @@ export async function planBridgeTable(
   const diff = bridgeDiff(ports, obs);
   if (diff.why.length === 0) return null;
   // Leases come back from the lease files: a rebuilt table starts with the sets dnsmasq's hook
-  // filled, and so does a new chain of a port without a reservation.
-  const needLeases = diff.whole === 'rebuild' || diff.fill.some((p) => p.ip === undefined);
+  // filled, and so does a port without a reservation that is added.
+  const needLeases = diff.whole === 'rebuild' || diff.added.some((p) => p.ip === undefined);
   const leases = needLeases ? await currentLeases(paths, state, running) : [];
   return {
     kind: 'nft',

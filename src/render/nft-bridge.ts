@@ -2,28 +2,29 @@
 // lease hook that keeps its lease sets current. Pure. Separate from `table inet kvmnet` (render/nft.ts):
 // it filters frames as they enter the bridge from a guest's tap, before any IP hook sees them.
 //
-// Layout (like libvirt's clean-traffic nwfilter): a base chain at the bridge prerouting hook looks
-// up the ingress port in the verdict map `ports` and jumps to the port's chain `port_<tap>`. A port's
-// chain drops frames whose source MAC is not the guest's, ARP whose sender MAC/IP is not the guest's,
-// IPv4 from an address not the guest's (once it has a reservation or a lease; DHCP from 0.0.0.0 is
-// always allowed), IPv6 other than link-local on kvmnet's IPv4 networks, and every other ethertype.
-// On a network kvmnet addresses, the set prot_<bridge> holds the addresses no guest may claim: the
-// gateway and every reservation of the network (its ports' and DHCP hosts'). The chain of a port
-// without a reservation drops ARP and IPv4 from them; a port with one needs no such rule (it drops
-// every source but its own). So a port's chain has a fixed number of rules whatever the number of
-// ports, and the table grows linearly.
+// Layout (like libvirt's clean-traffic nwfilter, with the per-port values in sets): a base chain
+// at the bridge prerouting hook looks up the ingress port in the verdict map `ports` and jumps to
+// the chain of the port's network, `net_<bridge>`. Its rules are the same for every port; what is
+// the port's own is an element keyed by the tap: its guest MAC (port_mac), its reservation
+// (reserved, port_ip), and its MAC as DHCP client address (chaddr). The chain drops frames whose
+// source MAC is not the guest's, ARP whose sender MAC/IP is not the guest's, IPv4 from an address not
+// the guest's (once it has a reservation or a lease; DHCP from 0.0.0.0 is always allowed), IPv6
+// other than link-local on kvmnet's IPv4 networks, and every other ethertype. On a network kvmnet
+// addresses the set prot_<bridge> holds the addresses no guest may claim: the gateway and every
+// reservation of the network (its ports' and DHCP hosts'); a port without a reservation is dropped
+// claiming them (a port with one drops every source but its own anyway). So the rules do not grow
+// with the ports, and a port is a handful of set elements.
 // A port without a reservation is pinned by its DHCP lease: the sets lease_ip (MAC . IP) and
 // lease_mac (MAC) hold the leases, filled by kvmnet from the lease files whenever it rebuilds the
-// table (or adds such a port's chain) and by dnsmasq's dhcp-script (renderLeaseHook) when a lease is
-// added, renewed, released or expires. (No nft timeouts: dnsmasq reports expiry itself, and the
-// listing stays stable.)
+// table (or adds such a port) and by dnsmasq's dhcp-script (renderLeaseHook) when a lease is added,
+// renewed, released or expires. (No nft timeouts: dnsmasq reports expiry itself, and the listing
+// stays stable.)
 //
-// Drift is found object by object: the rules of a port's chain carry the comment kvmnet#TAG, TAG a
-// hash of that port's rules (the prerouting rule has its own), and the map ports and the prot_ sets
-// are compared element by element. A change is one transaction for what differs only: a port's
-// chain added, refilled or deleted, its element of ports, the set members. The table is rebuilt as
-// a whole (one transaction) only when it is missing or its base chain, map or lease sets are not as
-// rendered.
+// Drift is found object by object: the rules of each chain carry the comment kvmnet#TAG, TAG a hash
+// of that chain's rules, and the map and sets are compared element by element. A change is one
+// transaction for only what differs: elements added and deleted (a port added or removed), a
+// network's chain added, refilled or deleted. The table is rebuilt as a whole (one transaction)
+// only when it is missing or its base chain, map or sets are not as rendered.
 import { createHash } from 'node:crypto';
 
 export const BRIDGE_TABLE = 'bridge kvmnet';
@@ -35,13 +36,14 @@ export interface BridgePort {
   mac: string;
   /** The port's reservation: its only IPv4 source. */
   ip?: string;
+  /** The bridge of the port's network (it names the network's chain and set). */
+  bridge: string;
   /**
-   * Present on networks kvmnet addresses (not bridged): the network's bridge (it names the set
-   * prot_<bridge>) and the addresses in that set — the gateway and every reservation of the
-   * network, the port's own included — which a guest without a reservation must not claim; IPv6 is
-   * then link-local only.
+   * Present on networks kvmnet addresses (not bridged): the addresses in the network's set
+   * prot_<bridge> — the gateway and every reservation of the network, the port's own included —
+   * which a guest without a reservation must not claim; IPv6 is then link-local only.
    */
-  l3?: { bridge: string; protected: string[] };
+  l3?: { protected: string[] };
 }
 
 export interface BridgeLease {
@@ -60,51 +62,49 @@ export function checkablePorts(ports: BridgePort[]): BridgePort[] {
       (p) =>
         TAP_RE.test(p.tap) &&
         MAC_RE.test(p.mac) &&
+        TAP_RE.test(p.bridge) &&
         (p.ip === undefined || IP_RE.test(p.ip)) &&
-        (p.l3 === undefined || (TAP_RE.test(p.l3.bridge) && p.l3.protected.every((a) => IP_RE.test(a)))),
+        (p.l3 === undefined || p.l3.protected.every((a) => IP_RE.test(a))),
     )
     .sort((a, b) => a.tap.localeCompare(b.tap, 'en', { numeric: true }));
 }
 
-export function portChain(tap: string): string {
-  return `port_${tap.replace(/[.-]/g, '_')}`;
+const ident = (bridge: string): string => bridge.replace(/[.-]/g, '_');
+
+/** The chain of a network's ports. */
+export function netChain(bridge: string): string {
+  return `net_${ident(bridge)}`;
 }
 
 /** The set of a network's protected addresses (gateway and reservations). */
 export function protSet(bridge: string): string {
-  return `prot_${bridge.replace(/[.-]/g, '_')}`;
+  return `prot_${ident(bridge)}`;
 }
 
-/** The rules of one port's chain, without comments. */
-export function portRules(p: BridgePort): string[] {
-  const m = p.mac;
-  const chaddr = `0x${m.replace(/:/g, '')}`;
-  // Only a port without a reservation needs the claim rule: one with a reservation drops every
-  // source but its own in the next rule anyway (its own address is in the set too).
-  const claim = p.l3 && p.ip === undefined ? `@${protSet(p.l3.bridge)}` : '';
-  const r: string[] = [`ether saddr != ${m} counter drop`];
-  // ARP: sender MAC is the guest's; sender IP its own (0.0.0.0 for a probe).
-  r.push(`ether type arp arp saddr ether != ${m} counter drop`);
+/** The rules of a network's chain, without comments (l3: a network kvmnet addresses). */
+export function netRules(bridge: string, l3: boolean): string[] {
+  const prot = `@${protSet(bridge)}`;
+  const r: string[] = ['iifname . ether saddr != @port_mac counter drop'];
+  // ARP: sender MAC is the guest's; sender IP its own (0.0.0.0 for a probe). A port with a
+  // reservation is pinned to it; one without may not claim a protected address, and is pinned by its lease.
+  r.push('ether type arp iifname . arp saddr ether != @port_mac counter drop');
   r.push('ether type arp arp saddr ip 0.0.0.0 accept');
-  if (claim) r.push(`ether type arp arp saddr ip ${claim} counter drop`);
-  if (p.ip !== undefined) r.push(`ether type arp arp saddr ip != ${p.ip} counter drop`);
-  else {
-    r.push('ether type arp ether saddr . arp saddr ip @lease_ip accept');
-    r.push('ether type arp ether saddr @lease_mac counter drop');
-  }
+  r.push('ether type arp iifname @reserved iifname . arp saddr ip != @port_ip counter drop');
+  if (l3) r.push(`ether type arp iifname != @reserved arp saddr ip ${prot} counter drop`);
+  r.push('ether type arp iifname != @reserved ether saddr . arp saddr ip @lease_ip accept');
+  r.push('ether type arp iifname != @reserved ether saddr @lease_mac counter drop');
   r.push('ether type arp accept');
-  // IPv4: DHCP requests carry the guest's MAC as client hardware address (bytes 28-33 of BOOTP).
-  r.push(`ether type ip udp sport 68 udp dport 67 @th,288,48 != ${chaddr} counter drop`);
+  // IPv4: DHCP requests carry the guest's MAC (the frame's source, checked above) as client
+  // hardware address (bytes 28-33 of BOOTP); chaddr holds MAC . MAC for every checked port.
+  r.push('ether type ip udp sport 68 udp dport 67 ether saddr . @th,288,48 != @chaddr counter drop');
   r.push('ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept');
-  if (claim) r.push(`ether type ip ip saddr ${claim} counter drop`);
-  if (p.ip !== undefined) r.push(`ether type ip ip saddr != ${p.ip} counter drop`);
-  else {
-    r.push('ether type ip ether saddr . ip saddr @lease_ip accept');
-    r.push('ether type ip ether saddr @lease_mac counter drop');
-  }
+  r.push('ether type ip iifname @reserved iifname . ip saddr != @port_ip counter drop');
+  if (l3) r.push(`ether type ip iifname != @reserved ip saddr ${prot} counter drop`);
+  r.push('ether type ip iifname != @reserved ether saddr . ip saddr @lease_ip accept');
+  r.push('ether type ip iifname != @reserved ether saddr @lease_mac counter drop');
   r.push('ether type ip accept');
   // IPv6: kvmnet's networks are IPv4 networks; a bridged network's LAN may route IPv6.
-  r.push(p.l3 ? 'ether type ip6 ip6 saddr { ::, fe80::/10 } accept' : 'ether type ip6 accept');
+  r.push(l3 ? 'ether type ip6 ip6 saddr { ::, fe80::/10 } accept' : 'ether type ip6 accept');
   r.push('counter drop');
   return r;
 }
@@ -115,28 +115,65 @@ const hash = (s: string): string => createHash('sha256').update(s).digest('hex')
 const PRE_TAG = `kvmnet#${hash(`prerouting\n${PREROUTING}`)}`;
 /** How the listing shows the base chain as rendered (type/hook/priority/policy). */
 const PRE_BASE = '"filter"/"prerouting"/-200/"accept"';
-const LEASE_SETS: Record<string, string> = { lease_ip: 'ether_addr . ipv4_addr', lease_mac: 'ether_addr' };
 
-/** The comment every rule of the port's chain carries: equal tags, equal rules. */
-export function portTag(p: BridgePort): string {
-  return `kvmnet#${hash(`${portChain(p.tap)}\n${portRules(p).join('\n')}`)}`;
+/** The comment every rule of a network's chain carries: equal tags, equal rules. */
+export function netTag(bridge: string, l3: boolean): string {
+  return `kvmnet#${hash(`${netChain(bridge)}\n${netRules(bridge, l3).join('\n')}`)}`;
 }
 
-/** The prot_ sets of these (checkable) ports' networks: name → members, sorted. */
-function wantedSets(list: BridgePort[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+/** The fixed sets: name → declaration (as rendered) and type (as `nft -j` lists it). */
+const FIXED_SETS: Array<[string, string, string]> = [
+  ['lease_ip', 'type ether_addr . ipv4_addr', 'ether_addr . ipv4_addr'],
+  ['lease_mac', 'type ether_addr', 'ether_addr'],
+  ['port_mac', 'type ifname . ether_addr', 'ifname . ether_addr'],
+  ['reserved', 'type ifname', 'ifname'],
+  ['port_ip', 'type ifname . ipv4_addr', 'ifname . ipv4_addr'],
+  ['chaddr', 'typeof ether saddr . @th,288,48', 'ether_addr . integer'],
+];
+/** Sets whose elements kvmnet keeps (the lease sets are dnsmasq's). */
+const KEPT = new Set(['port_mac', 'reserved', 'port_ip', 'chaddr']);
+
+const chaddrOf = (mac: string): string => `0x${mac.replace(/:/g, '')}`;
+
+/** Everything the table holds for these (checkable) ports: chains by name, elements by set. */
+interface Want {
+  chains: Map<string, { bridge: string; l3: boolean }>;
+  /** Set (or map) name → elements as rendered (the ports map: `"tap" : jump chain`). */
+  sets: Map<string, string[]>;
+}
+
+function wanted(list: BridgePort[]): Want {
+  const chains = new Map<string, { bridge: string; l3: boolean }>();
+  const sets = new Map<string, Set<string>>();
+  const add = (set: string, e: string): void => {
+    let s = sets.get(set);
+    if (!s) sets.set(set, (s = new Set()));
+    s.add(e);
+  };
+  for (const k of KEPT) sets.set(k, new Set());
+  sets.set('ports', new Set());
   for (const p of list) {
-    if (!p.l3) continue;
-    const name = protSet(p.l3.bridge);
-    if (!out.has(name)) out.set(name, [...new Set(p.l3.protected)].sort());
+    const chain = netChain(p.bridge);
+    if (!chains.has(chain)) chains.set(chain, { bridge: p.bridge, l3: p.l3 !== undefined });
+    const tap = `"${p.tap}"`;
+    add('ports', `${tap} : jump ${chain}`);
+    add('port_mac', `${tap} . ${p.mac}`);
+    add('chaddr', `${p.mac} . ${chaddrOf(p.mac)}`);
+    if (p.ip !== undefined) {
+      add('reserved', tap);
+      add('port_ip', `${tap} . ${p.ip}`);
+    }
+    if (p.l3 && !sets.has(protSet(p.bridge))) sets.set(protSet(p.bridge), new Set(p.l3.protected));
   }
-  return out;
+  return { chains, sets: new Map([...sets].map(([k, v]) => [k, [...v].sort(cmp)])) };
 }
 
-const chainText = (p: BridgePort): string => {
-  const c = ` comment "${portTag(p)}"`;
-  return portRules(p)
-    .map((r) => `add rule ${BRIDGE_TABLE} ${portChain(p.tap)} ${r}${c}\n`)
+const cmp = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+const chainText = (name: string, c: { bridge: string; l3: boolean }): string => {
+  const tag = ` comment "${netTag(c.bridge, c.l3)}"`;
+  return netRules(c.bridge, c.l3)
+    .map((r) => `add rule ${BRIDGE_TABLE} ${name} ${r}${tag}\n`)
     .join('');
 };
 
@@ -153,6 +190,9 @@ function leaseText(ports: BridgePort[], leases: BridgeLease[]): string {
   );
 }
 
+const elements = (es: string[]): string =>
+  es.length ? `\n\t\telements = { ${es.join(',\n\t\t\t     ')} }` : '';
+
 /**
  * The transaction that makes the table exactly this, as a whole (removes it when no port is
  * checked). Leases of MACs that no checked port without a reservation has are left out.
@@ -161,26 +201,22 @@ export function renderBridgeTable(ports: BridgePort[], leases: BridgeLease[]): s
   const list = checkablePorts(ports);
   const head = `table ${BRIDGE_TABLE}\ndelete table ${BRIDGE_TABLE}\n`;
   if (list.length === 0) return head;
-  const out: string[] = [
-    `table ${BRIDGE_TABLE} {`,
-    '\tset lease_ip {\n\t\ttype ether_addr . ipv4_addr\n\t}',
-    '\tset lease_mac {\n\t\ttype ether_addr\n\t}',
-  ];
-  for (const [name, members] of wantedSets(list)) {
-    const elems = members.length ? `\n\t\telements = { ${members.join(', ')} }` : '';
-    out.push(`\tset ${name} {\n\t\ttype ipv4_addr${elems}\n\t}`);
+  const w = wanted(list);
+  const out: string[] = [`table ${BRIDGE_TABLE} {`];
+  for (const [name, decl] of FIXED_SETS)
+    out.push(`\tset ${name} {\n\t\t${decl}${elements(w.sets.get(name) ?? [])}\n\t}`);
+  for (const [name, es] of w.sets) {
+    if (name.startsWith('prot_')) out.push(`\tset ${name} {\n\t\ttype ipv4_addr${elements(es)}\n\t}`);
   }
   out.push(
-    `\tmap ports {\n\t\ttype ifname : verdict\n\t\telements = { ${list
-      .map((p) => `"${p.tap}" : jump ${portChain(p.tap)}`)
-      .join(',\n\t\t\t     ')} }\n\t}`,
+    `\tmap ports {\n\t\ttype ifname : verdict${elements(w.sets.get('ports') ?? [])}\n\t}`,
     `\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\t\t${PREROUTING} comment "${PRE_TAG}"\n\t}`,
   );
-  for (const p of list) {
-    const c = ` comment "${portTag(p)}"`;
+  for (const [name, c] of w.chains) {
+    const tag = ` comment "${netTag(c.bridge, c.l3)}"`;
     out.push(
-      `\tchain ${portChain(p.tap)} {\n${portRules(p)
-        .map((r) => `\t\t${r}${c}\n`)
+      `\tchain ${name} {\n${netRules(c.bridge, c.l3)
+        .map((r) => `\t\t${r}${tag}\n`)
         .join('')}\t}`,
     );
   }
@@ -191,15 +227,44 @@ export interface BridgeObserved {
   table: boolean;
   /** Chains by name: how a base chain hooks in ('' for a regular chain), its rules' comments in order. */
   chains: Map<string, { base: string; comments: Array<string | undefined> }>;
-  /** Sets by name: their type (' . ' between the parts of a concatenation) and plain elements. */
-  sets: Map<string, { type: string; elems: string[] }>;
-  /** The map ports (key → the chain it jumps to, '' for another verdict); null when it is missing or of another type. */
-  ports: Map<string, string> | null;
+  /**
+   * Sets and the map ports by name: their type (' . ' between the parts of a concatenation, the
+   * map's ' : verdict' appended) and elements written as kvmnet renders them (null: one it never writes).
+   */
+  sets: Map<string, { type: string; elems: Array<string | null> }>;
+}
+
+const IFNAME_FIRST = new Set(['ports', 'reserved', 'port_mac', 'port_ip']);
+
+/** An element of set (or map) `set` in `nft -j` output, written as kvmnet renders it (null: not one kvmnet writes). */
+function elemText(e: unknown, set: string): string | null {
+  const part = (x: unknown, i: number): string | null => {
+    if (i === 0 && IFNAME_FIRST.has(set)) return typeof x === 'string' && TAP_RE.test(x) ? `"${x}"` : null;
+    if (set === 'chaddr' && i === 1)
+      return typeof x === 'number' && Number.isSafeInteger(x)
+        ? `0x${x.toString(16).padStart(12, '0')}`
+        : null;
+    return typeof x === 'string' && (IP_RE.test(x) || MAC_RE.test(x)) ? x : null;
+  };
+  if (set === 'ports') {
+    if (!Array.isArray(e)) return null;
+    const key = part(e[0], 0);
+    const target = (e[1] as { jump?: { target?: unknown } } | undefined)?.jump?.target;
+    return key !== null && typeof target === 'string' && /^[A-Za-z0-9_]+$/.test(target)
+      ? `${key} : jump ${target}`
+      : null;
+  }
+  const c = (e as { concat?: unknown } | null)?.concat;
+  if (Array.isArray(c)) {
+    const parts = c.map((x, i) => part(x, i));
+    return parts.every((x) => x !== null) ? parts.join(' . ') : null;
+  }
+  return part(e, 0);
 }
 
 /** Reads `nft -j list table bridge kvmnet` (null: no table). */
 export function parseBridgeTable(json: unknown): BridgeObserved {
-  const obs: BridgeObserved = { table: false, chains: new Map(), sets: new Map(), ports: null };
+  const obs: BridgeObserved = { table: false, chains: new Map(), sets: new Map() };
   if (json === null) return obs;
   obs.table = true;
   const items = (json as { nftables?: Array<Record<string, Record<string, unknown>>> }).nftables ?? [];
@@ -219,20 +284,14 @@ export function parseBridgeTable(json: unknown): BridgeObserved {
     if (it.rule && typeof it.rule.chain === 'string') {
       chain(it.rule.chain).comments.push(typeof it.rule.comment === 'string' ? it.rule.comment : undefined);
     }
-    if (it.set && typeof it.set.name === 'string') {
-      const type = Array.isArray(it.set.type) ? it.set.type.join(' . ') : String(it.set.type);
-      const elems = ((it.set.elem as unknown[] | undefined) ?? []).map((e) =>
-        typeof e === 'string' ? e : JSON.stringify(e),
-      );
-      obs.sets.set(it.set.name, { type, elems });
-    }
-    if (it.map && it.map.name === 'ports' && it.map.type === 'ifname' && it.map.map === 'verdict') {
-      obs.ports = new Map();
-      for (const e of (it.map.elem as unknown[] | undefined) ?? []) {
-        if (!Array.isArray(e) || typeof e[0] !== 'string') continue;
-        const target = (e[1] as { jump?: { target?: unknown } } | undefined)?.jump?.target;
-        obs.ports.set(e[0], typeof target === 'string' ? target : '');
-      }
+    const s = it.set ?? it.map;
+    if (s && typeof s.name === 'string') {
+      const name = s.name;
+      let type = Array.isArray(s.type) ? s.type.map(String).join(' . ') : String(s.type);
+      if (it.map) type += ` : ${String(s.map)}`;
+      const lease = name === 'lease_ip' || name === 'lease_mac';
+      const elems = lease ? [] : ((s.elem as unknown[] | undefined) ?? []).map((e) => elemText(e, name));
+      obs.sets.set(name, { type, elems });
     }
   }
   return obs;
@@ -244,17 +303,14 @@ export interface BridgeDiff {
   why: string[];
   /** 'rebuild': the table as a whole (missing, or its base objects are wrong); 'remove': no port is checked. */
   whole: 'rebuild' | 'remove' | null;
-  /** Ports whose chain is added or refilled. */
-  fill: BridgePort[];
-  /** Chains deleted (ports no longer checked). */
-  drop: string[];
-  /** Ports added to the map ports (after their chains), and keys deleted from it. */
-  mapAdd: BridgePort[];
-  mapDel: string[];
-  /** prot_ sets created (before the chains), their members added and deleted, sets deleted (last). */
+  /** Ports added (their leases are added with them). */
+  added: BridgePort[];
+  /** prot_ sets created (first), chains added or refilled, elements added; elements deleted, chains and sets deleted (last). */
   newSets: string[];
+  fill: Array<[string, { bridge: string; l3: boolean }]>;
   elemAdd: Array<[string, string[]]>;
   elemDel: Array<[string, string[]]>;
+  drop: string[];
   goneSets: string[];
 }
 
@@ -263,105 +319,87 @@ export function bridgeDiff(ports: BridgePort[], obs: BridgeObserved): BridgeDiff
   const d: BridgeDiff = {
     why: [],
     whole: null,
-    fill: [],
-    drop: [],
-    mapAdd: [],
-    mapDel: [],
+    added: [],
     newSets: [],
+    fill: [],
     elemAdd: [],
     elemDel: [],
+    drop: [],
     goneSets: [],
   };
+  const t = `table ${BRIDGE_TABLE}`;
   const list = checkablePorts(ports);
   if (list.length === 0) {
-    if (obs.table) d.why.push(`table ${BRIDGE_TABLE} is no longer needed`);
+    if (obs.table) d.why.push(`${t} is no longer needed`);
     d.whole = obs.table ? 'remove' : null;
     return d;
   }
   const rebuild = (why: string): BridgeDiff => ({ ...d, why: [why], whole: 'rebuild' });
-  if (!obs.table) return rebuild(`table ${BRIDGE_TABLE} is missing`);
+  if (!obs.table) return rebuild(`${t} is missing`);
   const pre = obs.chains.get('prerouting');
   if (!pre || pre.base !== PRE_BASE || pre.comments.length !== 1 || pre.comments[0] !== PRE_TAG)
-    return rebuild(`table ${BRIDGE_TABLE}: chain prerouting is not as rendered`);
-  if (!obs.ports) return rebuild(`table ${BRIDGE_TABLE}: map ports is missing`);
-  for (const [name, type] of Object.entries(LEASE_SETS)) {
-    if (obs.sets.get(name)?.type !== type) return rebuild(`table ${BRIDGE_TABLE}: set ${name} is missing`);
+    return rebuild(`${t}: chain prerouting is not as rendered`);
+  if (obs.sets.get('ports')?.type !== 'ifname : verdict') return rebuild(`${t}: map ports is missing`);
+  for (const [name, , type] of FIXED_SETS) {
+    if (obs.sets.get(name)?.type !== type) return rebuild(`${t}: set ${name} is missing`);
   }
   for (const [name, c] of obs.chains) {
-    if (name !== 'prerouting' && (c.base !== '' || !name.startsWith('port_')))
-      return rebuild(`table ${BRIDGE_TABLE}: chain ${name} is not kvmnet's`);
+    if (name !== 'prerouting' && (c.base !== '' || !name.startsWith('net_')))
+      return rebuild(`${t}: chain ${name} is not kvmnet's`);
   }
+  const fixed = new Set(['ports', ...FIXED_SETS.map(([n]) => n)]);
   for (const [name, s] of obs.sets) {
-    if (
-      !(name in LEASE_SETS) &&
-      (!name.startsWith('prot_') || s.type !== 'ipv4_addr' || !s.elems.every((e) => IP_RE.test(e)))
-    )
-      return rebuild(`table ${BRIDGE_TABLE}: set ${name} is not kvmnet's`);
+    if (!fixed.has(name) && (!name.startsWith('prot_') || s.type !== 'ipv4_addr'))
+      return rebuild(`${t}: set ${name} is not kvmnet's`);
+    if (s.elems.some((e) => e === null)) return rebuild(`${t}: set ${name} has elements kvmnet never writes`);
   }
-  for (const key of obs.ports.keys()) {
-    if (!TAP_RE.test(key)) return rebuild(`table ${BRIDGE_TABLE}: map ports has a key kvmnet never writes`);
+  const w = wanted(list);
+  // Chains of the networks.
+  for (const [name, c] of w.chains) {
+    const got = obs.chains.get(name);
+    const n = netRules(c.bridge, c.l3).length;
+    const tag = netTag(c.bridge, c.l3);
+    if (!got) {
+      d.fill.push([name, c]);
+      d.why.push(`${t}: chain ${name} is missing`);
+    } else if (got.comments.length !== n || got.comments.some((x) => x !== tag)) {
+      d.fill.push([name, c]);
+      const ok = got.comments.filter((x) => x === tag).length;
+      d.why.push(`${t}: chain ${name} has ${got.comments.length} rules, ${ok} of the ${n} expected`);
+    }
   }
-  const t = `table ${BRIDGE_TABLE}`;
-  // Sets of protected addresses.
-  const sets = wantedSets(list);
-  for (const [name, members] of sets) {
+  for (const name of obs.chains.keys()) {
+    if (name !== 'prerouting' && !w.chains.has(name)) {
+      d.drop.push(name);
+      d.why.push(`${t}: chain ${name} is no longer needed`);
+    }
+  }
+  // Elements of the map and the sets.
+  for (const [name, members] of w.sets) {
     const got = obs.sets.get(name);
     if (!got) {
       d.newSets.push(name);
       d.why.push(`${t}: set ${name} is missing`);
     }
     const have = new Set(got?.elems ?? []);
-    const add = members.filter((a) => !have.has(a));
+    const add = members.filter((e) => !have.has(e));
     const want = new Set(members);
-    const del = [...have].filter((a) => !want.has(a)).sort();
+    const del = [...have].filter((e): e is string => e !== null && !want.has(e)).sort(cmp);
+    // A map key pointing elsewhere is deleted before it is added again.
     if (add.length) d.elemAdd.push([name, add]);
     if (del.length) d.elemDel.push([name, del]);
-    if (got && add.length) d.why.push(`${t}: set ${name} lacks ${add.join(', ')}`);
-    if (del.length) d.why.push(`${t}: set ${name} still has ${del.join(', ')}`);
+    const what = name === 'ports' ? `map ${name}` : `set ${name}`;
+    if (got && add.length) d.why.push(`${t}: ${what} lacks ${add.join(', ')}`);
+    if (del.length) d.why.push(`${t}: ${what} still has ${del.join(', ')}`);
   }
   for (const name of obs.sets.keys()) {
-    if (name.startsWith('prot_') && !sets.has(name)) {
+    if (name.startsWith('prot_') && !w.sets.has(name)) {
       d.goneSets.push(name);
       d.why.push(`${t}: set ${name} is no longer needed`);
     }
   }
-  // The ports' chains and the map that jumps to them.
-  const wantChains = new Set<string>();
-  const wantKeys = new Set<string>();
-  for (const p of list) {
-    const name = portChain(p.tap);
-    wantChains.add(name);
-    wantKeys.add(p.tap);
-    const got = obs.chains.get(name);
-    const n = portRules(p).length;
-    const tag = portTag(p);
-    if (!got) {
-      d.fill.push(p);
-      d.why.push(`${t}: chain ${name} is missing`);
-    } else if (got.comments.length !== n || got.comments.some((c) => c !== tag)) {
-      d.fill.push(p);
-      const ok = got.comments.filter((c) => c === tag).length;
-      d.why.push(`${t}: chain ${name} has ${got.comments.length} rules, ${ok} of the ${n} expected`);
-    }
-    const target = obs.ports.get(p.tap);
-    if (target !== name) {
-      if (target !== undefined) d.mapDel.push(p.tap);
-      d.mapAdd.push(p);
-      d.why.push(`${t}: map ports does not send ${p.tap} to ${name}`);
-    }
-  }
-  for (const key of obs.ports.keys()) {
-    if (!wantKeys.has(key)) {
-      d.mapDel.push(key);
-      d.why.push(`${t}: map ports still checks ${key}`);
-    }
-  }
-  for (const name of obs.chains.keys()) {
-    if (name !== 'prerouting' && !wantChains.has(name)) {
-      d.drop.push(name);
-      d.why.push(`${t}: chain ${name} is no longer needed`);
-    }
-  }
+  const newKeys = new Set((d.elemAdd.find(([n]) => n === 'ports')?.[1] ?? []).map((e) => e.split(' : ')[0]));
+  d.added = list.filter((p) => newKeys.has(`"${p.tap}"`));
   return d;
 }
 
@@ -370,9 +408,12 @@ export function bridgeDrift(ports: BridgePort[], obs: BridgeObserved): string[] 
   return bridgeDiff(ports, obs).why;
 }
 
+/** Only the keys of map elements (a delete names the key). */
+const keyOf = (set: string, e: string): string => (set === 'ports' ? (e.split(' : ')[0] ?? e) : e);
+
 /**
  * The transaction that makes the table exactly this: the whole table when the diff says so, else
- * only what differs (plus the current leases of a port without a reservation whose chain is added).
+ * only what differs (plus the current leases of a port without a reservation that is added).
  * Empty when nothing differs.
  */
 export function renderBridgeUpdate(ports: BridgePort[], diff: BridgeDiff, leases: BridgeLease[]): string {
@@ -380,16 +421,20 @@ export function renderBridgeUpdate(ports: BridgePort[], diff: BridgeDiff, leases
   const t = BRIDGE_TABLE;
   let s = '';
   for (const name of diff.newSets) s += `add set ${t} ${name} { type ipv4_addr; }\n`;
-  for (const [name, a] of diff.elemAdd) s += `add element ${t} ${name} { ${a.join(', ')} }\n`;
-  for (const p of diff.fill) {
-    const c = portChain(p.tap);
-    s += `add chain ${t} ${c}\nflush chain ${t} ${c}\n${chainText(p)}`;
+  // Deletions of elements first: a map key that now jumps elsewhere is deleted, then added.
+  for (const [name, es] of diff.elemDel) {
+    if (name === 'ports' || !name.startsWith('prot_'))
+      s += `delete element ${t} ${name} { ${es.map((e) => keyOf(name, e)).join(', ')} }\n`;
   }
-  s += leaseText(diff.fill, leases);
-  for (const k of diff.mapDel) s += `delete element ${t} ports { "${k}" }\n`;
-  for (const p of diff.mapAdd) s += `add element ${t} ports { "${p.tap}" : jump ${portChain(p.tap)} }\n`;
+  for (const [name, c] of diff.fill)
+    s += `add chain ${t} ${name}\nflush chain ${t} ${name}\n${chainText(name, c)}`;
+  for (const [name, es] of diff.elemAdd) s += `add element ${t} ${name} { ${es.join(', ')} }\n`;
+  s += leaseText(diff.added, leases);
   for (const c of diff.drop) s += `flush chain ${t} ${c}\ndelete chain ${t} ${c}\n`;
-  for (const [name, a] of diff.elemDel) s += `delete element ${t} ${name} { ${a.join(', ')} }\n`;
+  for (const [name, es] of diff.elemDel) {
+    if (name.startsWith('prot_') && !diff.goneSets.includes(name))
+      s += `delete element ${t} ${name} { ${es.join(', ')} }\n`;
+  }
   for (const name of diff.goneSets) s += `delete set ${t} ${name}\n`;
   return s;
 }

@@ -114,8 +114,8 @@ export const NAT_DRIFT_CASES: DriftCase[] = [
     tapKept: true,
   },
   {
-    name: "a port's anti-spoofing chain flushed",
-    fault: [['nft', 'flush', 'chain', 'bridge', 'kvmnet', 'port_TAP']],
+    name: "a port's anti-spoofing element deleted",
+    fault: [['nft', 'delete', 'element', 'bridge', 'kvmnet', 'ports', '{ "TAP" }']],
     kinds: ['nft-bridge'],
     tapKept: true,
   },
