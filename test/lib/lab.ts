@@ -326,7 +326,24 @@ export class Lab {
     this.destroyed = true;
     for (const t of this.tracked) await t.stop().catch(() => {});
     await this.killIn(this.guests);
+    // A guest's veth peer in the host namespace (standing in for a tap) goes when the guest's
+    // namespace goes, but the kernel removes it a moment after `ip netns del` returns: wait for it,
+    // or the host check's first kvmnet command sees the tap and its verification then does not.
+    const peers: number[] = [];
+    for (const ns of this.guests) {
+      const r = await run('ip', ['-n', ns, '-j', 'link', 'show', 'type', 'veth']);
+      for (const l of JSON.parse(r.stdout || '[]') as Array<{ link_index?: unknown }>)
+        if (typeof l.link_index === 'number') peers.push(l.link_index);
+    }
     for (const ns of this.guests) await run('ip', ['netns', 'del', ns]);
+    for (let i = 0; peers.length > 0 && i < 50; i++) {
+      const r = await run('ip', ['-n', this.hostNs, '-j', 'link']);
+      const left = new Set(
+        (JSON.parse(r.stdout || '[]') as Array<{ ifindex: number }>).map((l) => l.ifindex),
+      );
+      if (!peers.some((x) => left.has(x))) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const problems = await this.checkHost().catch((e: unknown) => [`host check failed to run: ${String(e)}`]);
     await this.killIn([this.lanNs, this.hostNs]);
     for (const ns of [this.lanNs, this.hostNs]) await run('ip', ['netns', 'del', ns]);
