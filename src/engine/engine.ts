@@ -1412,7 +1412,10 @@ export class Engine {
       );
     }
     reverter.success();
-    const after = await this.verify(def, rec, ports, dnat, peers);
+    // A plan that changed only files and dnsmasq (a reservation) left links, addresses, routes and
+    // nft as observed: the verification re-reads the files and processes alone.
+    const hostTouched = plan.steps.some((s) => s.kind === 'ip' || s.kind === 'nft' || s.kind === 'sysctl');
+    const after = await this.verify(def, rec, ports, dnat, peers, hostTouched ? undefined : obs);
     await this.verifyBridgeTable(state, name, after);
     if (chain) chain.after = after;
     return plans;
@@ -1640,8 +1643,14 @@ export class Engine {
     ports: PortDef[],
     dnat: DnatEntry[],
     peers: string[],
+    /** The observation the plan was made from, when the plan changed no link, address, route or nft. */
+    untouched?: Observed,
   ): Promise<Observed> {
-    const obs = await this.observeFor([def], [rec]);
+    const scope = { defs: [def], applied: [rec] };
+    const obs =
+      untouched === undefined
+        ? await this.observeFor(scope.defs, scope.applied)
+        : await rescope(this.host, this.firewall, this.paths, untouched, scope);
     const ctx = { paths: this.paths, firewall: this.firewall };
     const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
     if (plan.steps.length > 0) {
