@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Daemon } from '../test/lib/daemon.js';
 import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
+import { libvirtNatXml } from './lib/labs.js';
 import { run } from '../test/lib/proc.js';
 import {
   cleanupOnSignal,
@@ -71,27 +72,13 @@ async function ok(
   return r.stdout;
 }
 
-function libvirtXml(name: string, bridge: string, third: string): string {
-  return `<network>
-  <name>${name}</name>
-  <forward mode='nat'/>
-  <bridge name='${bridge}' stp='on' delay='0'/>
-  <ip address='${third}.1' netmask='255.255.255.0'>
-    <dhcp>
-      <range start='${third}.2' end='${third}.254'/>
-    </dhcp>
-  </ip>
-</network>
-`;
-}
-
 /** libvirt through virsh. Names are prefixed `kb` so they never meet the package's `default`. */
 function libvirtTool(lab: Lab): Tool {
   const defined = new Set<string>();
   const v = (...args: string[]): Promise<string> => ok(virsh(args), `virsh ${args.join(' ')}`);
   const defineNet = async (name: string, bridge: string, third: string): Promise<void> => {
     const file = join(lab.dir, `${name}.xml`);
-    await writeFile(file, libvirtXml(name, bridge, third));
+    await writeFile(file, libvirtNatXml(name, bridge, third));
     await v('net-define', file);
     defined.add(name);
   };

@@ -10,13 +10,12 @@
 // Knobs: KVMNET_BENCH_ROUNDS (5), KVMNET_BENCH_SECONDS (10, per iperf3 run),
 // KVMNET_BENCH_CONN_SECONDS (5), KVMNET_BENCH_CONN_CONC (8 connections in flight).
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab, LAN_ROUTER, HOST_LAN_IP, REPO } from '../test/lib/lab.js';
-import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
+import { Libvirtd } from '../test/lib/libvirtd.js';
 import { must, run, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
-import { tearDown } from './lib/labs.js';
+import { startLibvirtNat, tearDown } from './lib/labs.js';
 import {
   cleanupOnSignal,
   goal,
@@ -125,16 +124,7 @@ async function routedSetup(lab: Lab): Promise<Setup> {
 }
 
 async function libvirtSetup(lab: Lab): Promise<Setup> {
-  const file = join(lab.dir, 'kbnat.xml');
-  await writeFile(
-    file,
-    `<network><name>kbnat</name><forward mode='nat'/><bridge name='kbbr0' stp='on' delay='0'/>
-<ip address='192.168.151.1' netmask='255.255.255.0'><dhcp><range start='192.168.151.2' end='192.168.151.254'/></dhcp></ip></network>\n`,
-  );
-  const r1 = await virsh(['net-define', file]);
-  if (r1.code !== 0) throw new Error(`virsh net-define: ${r1.stderr}`);
-  const r2 = await virsh(['net-start', 'kbnat']);
-  if (r2.code !== 0) throw new Error(`virsh net-start: ${r2.stderr}`);
+  await startLibvirtNat(lab, 'kbnat', 'kbbr0', '192.168.151');
   const g = await dhcpGuest(lab, 'g1', 'kbbr0');
   await lanServers(lab);
   return { name: 'libvirt NAT', lab, guest: g };

@@ -5,12 +5,11 @@
 //   node dist/bench/footprint.js [--write]     (as root; part of `npm run bench`)
 // Knobs: KVMNET_BENCH_NETS (10 here), KVMNET_BENCH_PORTS (10 per network).
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { Daemon } from '../test/lib/daemon.js';
 import { Lab } from '../test/lib/lab.js';
 import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
-import { populate } from './lib/labs.js';
+import { populate, startLibvirtNat } from './lib/labs.js';
 import { pidsIn, rssMb, settledRss, unitEnv } from './lib/mem.js';
 import {
   cleanupOnSignal,
@@ -57,18 +56,6 @@ async function kvmnetSide(lab: Lab): Promise<Side> {
   }
 }
 
-function libvirtXml(i: number): string {
-  return `<network>
-  <name>kf${i}</name>
-  <forward mode='nat'/>
-  <bridge name='kfbr${i}' stp='on' delay='0'/>
-  <ip address='10.61.${i}.1' netmask='255.255.255.0'>
-    <dhcp><range start='10.61.${i}.2' end='10.61.${i}.254'/></dhcp>
-  </ip>
-</network>
-`;
-}
-
 async function libvirtSide(lab: Lab): Promise<Side> {
   const lv = await Libvirtd.start(lab);
   const defined: string[] = [];
@@ -77,16 +64,8 @@ async function libvirtSide(lab: Lab): Promise<Side> {
     const daemonEmpty = await settledRss(pid, 3);
     note(`libvirt: ${NETS} networks…`);
     for (let i = 0; i < NETS; i++) {
-      const file = join(lab.dir, `kf${i}.xml`);
-      await writeFile(file, libvirtXml(i));
-      for (const args of [
-        ['net-define', file],
-        ['net-start', `kf${i}`],
-      ]) {
-        const r = await virsh(args);
-        if (r.code !== 0) throw new Error(`virsh ${args.join(' ')}: ${r.stderr.trim()}`);
-        if (args[0] === 'net-define') defined.push(`kf${i}`);
-      }
+      defined.push(`kf${i}`); // removed below in any case (virsh fails harmlessly if it never came)
+      await startLibvirtNat(lab, `kf${i}`, `kfbr${i}`, `10.61.${i}`);
     }
     const daemonIdle = await settledRss(pid);
     return { daemonEmpty, daemonIdle, dnsmasq: await dnsmasqRss(lab.hostNs) };

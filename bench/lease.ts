@@ -9,13 +9,13 @@
 //   node dist/bench/lease.js [--write]     (as root; part of `npm run bench`)
 // Knobs: KVMNET_BENCH_ROUNDS (10), KVMNET_BENCH_DHCP_T (1 s between DISCOVERs).
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab } from '../test/lib/lab.js';
-import { Libvirtd, virsh } from '../test/lib/libvirtd.js';
+import { Libvirtd } from '../test/lib/libvirtd.js';
 import { must, Tracked } from '../test/lib/proc.js';
 import { timedLease } from './lib/dhcp.js';
-import { tearDown } from './lib/labs.js';
+import { startLibvirtNat, tearDown } from './lib/labs.js';
 import {
   cleanupOnSignal,
   knob,
@@ -85,22 +85,6 @@ async function bareDnsmasq(lab: Lab, bridge: string, third: string, noPing: bool
   await t.waitFor(/DHCP, IP range/, 10_000);
 }
 
-async function libvirtNet(lab: Lab): Promise<void> {
-  const file = join(lab.dir, 'kblease.xml');
-  await writeFile(
-    file,
-    `<network><name>kblease</name><forward mode='nat'/><bridge name='kbbr0' stp='on' delay='0'/>
-<ip address='192.168.152.1' netmask='255.255.255.0'><dhcp><range start='192.168.152.2' end='192.168.152.254'/></dhcp></ip></network>\n`,
-  );
-  for (const args of [
-    ['net-define', file],
-    ['net-start', 'kblease'],
-  ]) {
-    const r = await virsh(args);
-    if (r.code !== 0) throw new Error(`virsh ${args.join(' ')}: ${r.stderr.trim()}`);
-  }
-}
-
 async function main(): Promise<void> {
   const labs: Lab[] = [];
   let lv: Libvirtd | undefined;
@@ -133,7 +117,7 @@ async function main(): Promise<void> {
         // libvirt's networks leave its own nft tables (LIBVIRT_* chains) behind in the lab.
         llab.skipHostCheck('libvirt keeps its nftables tables after its networks stop');
         lv = await Libvirtd.start(llab);
-        await libvirtNet(llab);
+        await startLibvirtNat(llab, 'kblease', 'kbbr0', '192.168.152');
         variants.push({ name: 'libvirt NAT network', lab: llab, bridge: 'kbbr0', noPing: false });
       } catch (e) {
         lvSkipped = `libvirt could not run here: ${e instanceof Error ? e.message : String(e)}`;

@@ -1,8 +1,10 @@
-// Shared by the benches: filling a daemon with networks and ports; the teardown of several labs
-// and, optionally, libvirt in one of them.
+// Shared by the benches: filling a daemon with networks and ports; libvirt's NAT networks; the
+// teardown of several labs and, optionally, libvirt in one of them.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Daemon } from '../../test/lib/daemon.js';
 import type { Lab } from '../../test/lib/lab.js';
-import { virsh, type Libvirtd } from '../../test/lib/libvirtd.js';
+import { virsh, virshOk, type Libvirtd } from '../../test/lib/libvirtd.js';
 
 /**
  * Removes libvirt's network `lvNet` and stops libvirtd (if it was started), then destroys every
@@ -32,4 +34,27 @@ export async function populate(daemon: Daemon, networks: number, ports: number):
     for (let p = 0; p < ports; p++)
       await daemon.ok('/api/ports', { method: 'POST', body: { network: name, vm: `vm${n}-${p}` } }, 201);
   }
+}
+
+/** A libvirt NAT network like the package's `default`: `prefix`.1/24, DHCP .2–.254, stp on, delay 0. */
+export function libvirtNatXml(name: string, bridge: string, prefix: string): string {
+  return `<network>
+  <name>${name}</name>
+  <forward mode='nat'/>
+  <bridge name='${bridge}' stp='on' delay='0'/>
+  <ip address='${prefix}.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='${prefix}.2' end='${prefix}.254'/>
+    </dhcp>
+  </ip>
+</network>
+`;
+}
+
+/** Defines (its XML in the lab's directory) and starts that network through virsh. */
+export async function startLibvirtNat(lab: Lab, name: string, bridge: string, prefix: string): Promise<void> {
+  const file = join(lab.dir, `${name}.xml`);
+  await writeFile(file, libvirtNatXml(name, bridge, prefix));
+  await virshOk('net-define', file);
+  await virshOk('net-start', name);
 }
