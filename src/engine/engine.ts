@@ -1315,13 +1315,13 @@ export class Engine {
     const allApplied = await this.store.listApplied();
     // A stop above changed the host: then `pre` and the chain's observation are stale.
     const scope = { defs: [def], applied: applied ? [applied] : [] };
-    const base = plans.length === 0 ? (opts.pre ?? chain?.after) : undefined;
+    const fresh = plans.length === 0;
     const obs =
-      base === undefined
-        ? await this.observeFor(scope.defs, scope.applied)
-        : base === opts.pre
-          ? base
-          : await rescope(this.host, this.firewall, this.paths, base, scope);
+      fresh && opts.pre
+        ? opts.pre
+        : fresh && chain?.after
+          ? await rescope(this.host, this.firewall, this.paths, chain.after, scope)
+          : await this.observeFor(scope.defs, scope.applied);
     if (chain) delete chain.after;
     this.checkStartable(def, obs, applied, allApplied);
     const closed = await firstUntraversable(this.paths.netRunDir(name));
@@ -1719,20 +1719,17 @@ export class Engine {
     if (dryRun) return plan;
     // The steps are independent (dnsmasq, nft, the bridge), so they run side by side; the
     // generated files go last, once dnsmasq is gone. A failed step does not stop the others.
-    const failed: string[] = [];
-    const run = async (i: number) => {
-      const step = plan.steps[i];
-      if (!step) return;
+    const run = async (step: Step): Promise<string | undefined> => {
       try {
         await this.execute([step], new Reverter(), () => {});
+        return undefined;
       } catch (e) {
-        failed[i] = e instanceof Error ? e.message : String(e);
+        return e instanceof Error ? e.message : String(e);
       }
     };
-    const idx = plan.steps.map((_, i) => i);
-    await Promise.all(idx.filter((i) => plan.steps[i]?.kind !== 'remove').map(run));
-    for (const i of idx.filter((j) => plan.steps[j]?.kind === 'remove')) await run(i);
-    const errors = failed.filter((m) => m !== undefined);
+    const results = await Promise.all(plan.steps.filter((s) => s.kind !== 'remove').map(run));
+    for (const s of plan.steps.filter((x) => x.kind === 'remove')) results.push(await run(s));
+    const errors = results.filter((m): m is string => m !== undefined);
     if (applied.uplink && errors.length === 0) {
       // The uplink must have its addresses and routes back before the record goes.
       const up = applied.uplink;

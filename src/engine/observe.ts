@@ -20,8 +20,7 @@ export async function observe(
   // One ip process and the two nft listings, side by side: spawning them is most of the cost.
   const [{ links, addrs, routes }, fw, bridgeTable] = await Promise.all([
     host.netState(),
-    // The flowtable probe only matters when a nat network's rules are planned (scope.defs).
-    firewall.observe({ probe: scope.defs.some((d) => d.mode === 'nat') }),
+    firewall.observe({ probe: plansNat(scope) }),
     host.nftListTable('bridge', 'kvmnet'),
   ]);
   return {
@@ -32,6 +31,11 @@ export async function observe(
     bridgeTable,
     ...(await observeLocal(host, paths, scope)),
   };
+}
+
+/** The flowtable probe only matters when a nat network's rules are planned (scope.defs). */
+function plansNat(scope: { defs: NetworkDef[] }): boolean {
+  return scope.defs.some((d) => d.mode === 'nat');
 }
 
 /**
@@ -46,7 +50,7 @@ export async function rescope(
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Observed> {
   // A nat network needs the flowtable answer, which `base` may not have asked for.
-  const probe = scope.defs.some((d) => d.mode === 'nat') && base.fw.flowtableSupport === undefined;
+  const probe = plansNat(scope) && base.fw.flowtableSupport === undefined;
   const fw = probe ? await firewall.observe({ probe: true }) : base.fw;
   return { ...base, fw, ...(await observeLocal(host, paths, scope)) };
 }
@@ -76,6 +80,7 @@ async function observeLocal(
   }
   return { sysctls, files, procs };
 }
+
 /** What the host uses outside kvmnet's own bridges (for overlap and name checks). */
 export function hostUsage(
   obs: Pick<Observed, 'links' | 'addrs' | 'routes'>,
