@@ -5,7 +5,7 @@ import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 // The YAML and XML libraries load only for the commands that need them (the daemon stays small).
 import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
-import type { FirewallBackend } from '../firewall/backend.js';
+import type { AppliedFirewall, FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
 import { Host } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
@@ -41,10 +41,11 @@ import {
   removeIfEmpty,
   removePath,
   writeAtomic,
+  removeStaleTemps,
 } from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
-import { hostUsage, observe, rescope } from './observe.js';
+import { hostUsage, observe, observeKernel, rescope, type KernelView } from './observe.js';
 import { Paths } from './paths.js';
 import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
@@ -376,12 +377,11 @@ export class Engine {
         state.initialized = true;
         if (!opts.dryRun) await this.store.save(state);
       }
-      // Each start's verifying observation is the next one's starting point (see StartChain).
-      const chain: StartChain = {};
-      for (const def of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
-        if (def.autostart)
-          result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun, { chain })));
-      }
+      const autostart = Object.values(state.networks)
+        .filter((d) => d.autostart)
+        .map((d) => d.name)
+        .sort();
+      result.plans.push(...(await this.startMany(state, autostart, opts.dryRun)));
       result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
     });
@@ -503,11 +503,8 @@ export class Engine {
       const newState: StateData = { ...state, networks: next, forwards };
       if (!opts.dryRun) await this.store.save(newState);
       for (const c of result.definitions) if (c.change === 'update' && !c.forward) touched.add(c.network);
-      const chain: StartChain = {};
-      for (const n of [...touched].sort()) {
-        if (running.has(n) && next[n])
-          result.plans.push(...(await this.startLocked(newState, n, opts.dryRun, { chain })));
-      }
+      const restart = [...touched].filter((n) => running.has(n) && next[n]).sort();
+      result.plans.push(...(await this.startMany(newState, restart, opts.dryRun)));
       if (!opts.dryRun) {
         for (const n of removed) await removePath(this.paths.leaseFile(n));
       }
@@ -1359,22 +1356,8 @@ export class Engine {
     // The recorded pid, or (after a crash that left it unrecorded) the one in dnsmasq's pid file.
     const dnsmasqPid = runningDnsmasq(applied, obs, this.paths.dnsmasqConf(name));
 
-    const rec: AppliedNetwork = {
-      version: 1,
-      network: name,
-      state: applied?.state === 'active' ? 'active' : 'starting',
-      def,
-      bridge: def.bridge,
-      // Until this apply finishes, the record covers both the old and the new rules.
-      firewall: mergeFirewall(applied?.firewall, firewall),
-      dnsmasq: {
-        confFile: this.paths.dnsmasqConf(name),
-        pidFile: this.paths.dnsmasqPid(name),
-        ...(dnsmasqPid === undefined ? {} : { pid: dnsmasqPid }),
-      },
-      runDir: this.paths.netRunDir(name),
-      updatedAt: '',
-    };
+    // Until this apply finishes, the record covers both the old and the new rules.
+    const rec = this.startRecord(def, applied, mergeFirewall(applied?.firewall, firewall), dnsmasqPid);
     const reverter = new Reverter();
     const previous = applied;
     reverter.add('restore the applied record', async () => {
@@ -1384,16 +1367,27 @@ export class Engine {
         await removeIfEmpty(this.paths.appliedDir);
       }
     });
+    // A crash half-way through the last start may have left temporary files (writeAtomic).
+    await removeStaleTemps(this.paths.netRunDir(name));
     // Write-ahead: the record names everything this apply may create before it creates it (skipped
     // when it already does, e.g. for a port forward, whose elements the record does not list).
     if (!sameRecord(previous, rec)) {
       await this.store.saveApplied(rec);
       stepApplied();
     }
+    // A plan that changed only files and dnsmasq (a reservation) left links, addresses, routes and
+    // nft as observed: the verification re-reads the files and processes alone.
+    const hostTouched = plan.steps.some((s) => s.kind === 'ip' || s.kind === 'nft' || s.kind === 'sysctl');
+    let kernel: KernelView | undefined;
     try {
-      await this.execute(plan.steps, reverter, (pid) => {
-        if (rec.dnsmasq) rec.dnsmasq.pid = pid;
-      });
+      kernel = await this.executeStart(
+        plan.steps,
+        reverter,
+        (pid) => {
+          if (rec.dnsmasq) rec.dnsmasq.pid = pid;
+        },
+        hostTouched ? scope : undefined,
+      );
       rec.state = 'active';
       rec.firewall = firewall;
       if (!sameRecord(previous, rec)) await this.store.saveApplied(rec);
@@ -1412,13 +1406,217 @@ export class Engine {
       );
     }
     reverter.success();
-    // A plan that changed only files and dnsmasq (a reservation) left links, addresses, routes and
-    // nft as observed: the verification re-reads the files and processes alone.
-    const hostTouched = plan.steps.some((s) => s.kind === 'ip' || s.kind === 'nft' || s.kind === 'sysctl');
-    const after = await this.verify(def, rec, ports, dnat, peers, hostTouched ? undefined : obs);
+    const after = await this.verify(def, rec, ports, dnat, peers, kernel ?? (hostTouched ? undefined : obs));
     await this.verifyBridgeTable(state, name, after);
     if (chain) chain.after = after;
     return plans;
+  }
+
+  /**
+   * Starts several networks (`up`, and `apply` of running networks) as one batch: one observation,
+   * each network planned from it, all their ip lines in one `ip -batch`, all their nft scripts in
+   * one transaction, the file writes and dnsmasq starts side by side (executeStart), and one
+   * verifying observation. All or nothing: when a step fails, everything the batch did is undone
+   * and the networks start one by one instead (startLocked), so that the failing network names
+   * itself and the others still start. Bridged networks, a renamed bridge, plans with steps other
+   * than ip, nft, sysctl, file writes and dnsmasq starts, and dry runs take the one-by-one path.
+   */
+  private async startMany(state: StateData, names: string[], dryRun: boolean): Promise<NetworkPlan[]> {
+    const one = async (list: string[]): Promise<NetworkPlan[]> => {
+      const chain: StartChain = {};
+      const plans: NetworkPlan[] = [];
+      for (const n of list) plans.push(...(await this.startLocked(state, n, dryRun, { chain })));
+      return plans;
+    };
+    if (dryRun || names.length < 2) return one(names);
+    const all = await this.store.listApplied();
+    const appliedOf = new Map(all.map((a) => [a.network, a]));
+    const batch: NetworkDef[] = [];
+    const alone: string[] = [];
+    for (const n of names) {
+      const def = Engine.getDef(state, n);
+      const a = appliedOf.get(n);
+      if (driverFor(def.mode).capabilities.uplink || (a && a.bridge !== def.bridge)) alone.push(n);
+      else batch.push(def);
+    }
+    if (batch.length < 2) return one(names);
+    const alonePlans = await one(alone);
+    const plans: NetworkPlan[] = [];
+    const oneByOne = async (): Promise<NetworkPlan[]> => [
+      ...alonePlans,
+      ...(await one(batch.map((d) => d.name))),
+    ];
+    const scope = {
+      defs: batch,
+      applied: batch.flatMap((d) => appliedOf.get(d.name) ?? []),
+    };
+    const obs = await this.observeFor(scope.defs, scope.applied);
+    const allApplied = alone.length ? await this.store.listApplied() : all;
+    interface Item {
+      def: NetworkDef;
+      plan: NetworkPlan;
+      firewall: AppliedFirewall;
+      previous: AppliedNetwork | undefined;
+      rec: AppliedNetwork;
+      ports: PortDef[];
+      dnat: DnatEntry[];
+      peers: string[];
+    }
+    const items: Item[] = [];
+    for (const def of batch) {
+      const previous = appliedOf.get(def.name);
+      try {
+        this.checkStartable(def, obs, previous, allApplied);
+      } catch {
+        // The one-by-one path throws the same error at the same point (after the others started).
+        return oneByOne();
+      }
+      const ports = portsOf(state, def.name);
+      const dnat = dnatOf(state, def);
+      const peers = peersOf(state, def);
+      const ctx = { paths: this.paths, firewall: this.firewall };
+      const { plan, firewall } = planStart(
+        def,
+        driverFor(def.mode),
+        obs,
+        previous,
+        ctx,
+        ports,
+        dnat,
+        peers,
+        {},
+      );
+      plans.push(plan);
+      const unchanged = previous?.state === 'active' && JSON.stringify(previous.def) === JSON.stringify(def);
+      if (plan.steps.length === 0 && unchanged) continue;
+      const pid = runningDnsmasq(previous, obs, this.paths.dnsmasqConf(def.name));
+      const rec = this.startRecord(def, previous, mergeFirewall(previous?.firewall, firewall), pid);
+      items.push({ def, plan, firewall, previous, rec, ports, dnat, peers });
+    }
+    const bridgeStep = await this.bridgeTableStep(
+      state,
+      batch.map((d) => d.name),
+      undefined,
+      obs,
+    );
+    const side = new Set<Step['kind']>(['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start']);
+    const runnable = items.every((i) =>
+      i.plan.steps.every((x) => side.has(x.kind) && !(x.kind === 'ip' && x.force)),
+    );
+    const closed = await Promise.all(items.map((i) => firstUntraversable(this.paths.netRunDir(i.def.name))));
+    if (!runnable || closed.some((c) => c !== null)) return oneByOne();
+    if (items.length === 0 && !bridgeStep) return [...alonePlans, ...plans];
+
+    const steps = mergeSteps(
+      items.map((i) => i.plan.steps),
+      bridgeStep,
+    );
+    // The bridge table's change is shown with the first network that changes the firewall (or
+    // the first network); it is applied with all of them (in `steps`).
+    const shownWith = plans.find((p) => p.steps.some((x) => x.kind === 'nft')) ?? plans[0];
+    if (shownWith && bridgeStep) joinBridgeStep(shownWith.steps, { ...bridgeStep });
+    const reverter = new Reverter();
+    reverter.add('restore the applied records', async () => {
+      await Promise.all(
+        items.map((i) =>
+          i.previous ? this.store.saveApplied(i.previous) : this.store.removeApplied(i.def.name),
+        ),
+      );
+      await removeIfEmpty(this.paths.appliedDir);
+    });
+    // A crash half-way through the last start may have left temporary files (writeAtomic).
+    await Promise.all(
+      [this.paths.appliedDir, ...items.map((i) => this.paths.netRunDir(i.def.name))].map(removeStaleTemps),
+    );
+    const changedRecs = items.filter((i) => !sameRecord(i.previous, i.rec));
+    if (changedRecs.length) {
+      await Promise.all(changedRecs.map((i) => this.store.saveApplied(i.rec)));
+      stepApplied();
+    }
+    const byConf = new Map(items.map((i) => [i.rec.dnsmasq?.confFile, i.rec]));
+    let kernel: KernelView | undefined;
+    try {
+      kernel = await this.executeStart(
+        steps,
+        reverter,
+        (pid, conf) => {
+          const d = byConf.get(conf)?.dnsmasq;
+          if (d) d.pid = pid;
+        },
+        scope,
+      );
+      for (const i of items) {
+        i.rec.state = 'active';
+        i.rec.firewall = i.firewall;
+      }
+      await Promise.all(
+        items.filter((i) => !sameRecord(i.previous, i.rec)).map((i) => this.store.saveApplied(i.rec)),
+      );
+    } catch (e) {
+      const undoFailures = await reverter.revert();
+      await Promise.all(
+        items.filter((i) => !i.previous).map((i) => removeIfEmpty(this.paths.netRunDir(i.def.name))),
+      );
+      await removeIfEmpty(this.paths.netRunRoot);
+      const msg = e instanceof Error ? e.message : String(e);
+      if (undoFailures.length) {
+        throw failure(
+          'start-failed',
+          `start of networks ${items.map((i) => `"${i.def.name}"`).join(', ')} failed: ${msg}; rollback incomplete: ${undoFailures.join('; ')}`,
+          { cause: e },
+        );
+      }
+      this.note(`starting ${items.length} networks together failed (${msg}); starting them one by one`);
+      return oneByOne();
+    }
+    reverter.success();
+    const recs = new Map(items.map((i) => [i.def.name, i.rec]));
+    const after = await rescope(this.host, this.firewall, this.paths, kernel ?? obs, {
+      defs: batch,
+      applied: batch.flatMap((d) => recs.get(d.name) ?? appliedOf.get(d.name) ?? []),
+    });
+    const ctx = { paths: this.paths, firewall: this.firewall };
+    for (const i of items) {
+      const { plan } = planStart(i.def, driverFor(i.def.mode), after, i.rec, ctx, i.ports, i.dnat, i.peers);
+      if (plan.steps.length > 0) {
+        throw failure(
+          'verify-failed',
+          `network "${i.def.name}" does not match after apply: ${plan.steps.map((x) => `${x.kind}: ${x.why}`).join('; ')}`,
+          { hint: 'something else changed the host at the same time; run the command again' },
+        );
+      }
+    }
+    await this.verifyBridgeTable(
+      state,
+      batch.map((d) => d.name),
+      after,
+    );
+    return [...alonePlans, ...plans];
+  }
+
+  /** The applied record of a network being started (state `starting` until its steps are done). */
+  private startRecord(
+    def: NetworkDef,
+    applied: AppliedNetwork | undefined,
+    firewall: AppliedFirewall,
+    dnsmasqPid: number | undefined,
+  ): AppliedNetwork {
+    const name = def.name;
+    return {
+      version: 1,
+      network: name,
+      state: applied?.state === 'active' ? 'active' : 'starting',
+      def,
+      bridge: def.bridge,
+      firewall,
+      dnsmasq: {
+        confFile: this.paths.dnsmasqConf(name),
+        pidFile: this.paths.dnsmasqPid(name),
+        ...(dnsmasqPid === undefined ? {} : { pid: dnsmasqPid }),
+      },
+      runDir: this.paths.netRunDir(name),
+      updatedAt: '',
+    };
   }
 
   /**
@@ -1643,14 +1841,17 @@ export class Engine {
     ports: PortDef[],
     dnat: DnatEntry[],
     peers: string[],
-    /** The observation the plan was made from, when the plan changed no link, address, route or nft. */
-    untouched?: Observed,
+    /**
+     * What the kernel reports since the plan's last ip, nft or sysctl step (read while dnsmasq
+     * started), or the observation the plan was made from when it had no such step.
+     */
+    kernel?: KernelView,
   ): Promise<Observed> {
     const scope = { defs: [def], applied: [rec] };
     const obs =
-      untouched === undefined
+      kernel === undefined
         ? await this.observeFor(scope.defs, scope.applied)
-        : await rescope(this.host, this.firewall, this.paths, untouched, scope);
+        : await rescope(this.host, this.firewall, this.paths, kernel, scope);
     const ctx = { paths: this.paths, firewall: this.firewall };
     const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
     if (plan.steps.length > 0) {
@@ -1668,22 +1869,22 @@ export class Engine {
   /** table bridge kvmnet (anti-spoofing) for the running networks, plus `start`, minus `stop`. */
   private async bridgeTableStep(
     state: StateData,
-    start?: string,
+    start?: string | string[],
     stop?: string,
     obs?: Pick<Observed, 'bridgeTable'>,
   ) {
     const running = new Set((await this.store.listApplied()).map((a) => a.network));
-    if (start !== undefined) running.add(start);
+    for (const n of start === undefined ? [] : typeof start === 'string' ? [start] : start) running.add(n);
     if (stop !== undefined) running.delete(stop);
     return planBridgeTable(this.host, this.paths, state, running, obs?.bridgeTable);
   }
 
-  private async verifyBridgeTable(state: StateData, name: string, obs: Observed): Promise<void> {
+  private async verifyBridgeTable(state: StateData, name: string | string[], obs: Observed): Promise<void> {
     const again = await this.bridgeTableStep(state, name, undefined, obs);
     if (again) {
       throw failure(
         'verify-failed',
-        `network "${name}": table bridge kvmnet does not match after apply: ${again.why}`,
+        `network ${typeof name === 'string' ? `"${name}"` : name.map((n) => `"${n}"`).join(', ')}: table bridge kvmnet does not match after apply: ${again.why}`,
         {
           hint: 'something else changed the host at the same time; run the command again',
         },
@@ -1755,7 +1956,49 @@ export class Engine {
     return plan;
   }
 
-  private async execute(steps: Step[], reverter: Reverter, onPid: (pid: number) => void): Promise<void> {
+  /**
+   * Runs a start's steps with what does not depend on each other side by side: the bridge lane
+   * (ip and sysctl steps, and the nft step when its script has a flowtable, whose devices must
+   * exist), the nft transaction and each file write; then the dnsmasq starts, once all of those
+   * are done (dnsmasq reads its files and binds to the bridge). A plan with any other kind of step
+   * runs in order (execute). Every lane runs to its end before a failure is thrown, so the
+   * reverter holds the undo of everything that was done. With `verifyScope`, the kernel's part of
+   * the verifying observation is read once the ip, nft and sysctl steps are done, while dnsmasq
+   * starts (dnsmasq changes nothing the kernel reports).
+   */
+  private async executeStart(
+    steps: Step[],
+    reverter: Reverter,
+    onPid: (pid: number, confFile: string) => void,
+    verifyScope?: { defs: NetworkDef[] },
+  ): Promise<KernelView | undefined> {
+    const side = new Set<Step['kind']>(['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start']);
+    if (!steps.every((s) => side.has(s.kind) && !(s.kind === 'ip' && s.force))) {
+      await this.execute(steps, reverter, onPid);
+      return undefined;
+    }
+    const bridgeLane = steps.filter(
+      (s) => s.kind === 'ip' || s.kind === 'sysctl' || (s.kind === 'nft' && /\bflowtable\b/.test(s.script)),
+    );
+    const rest = steps.filter((s) => !bridgeLane.includes(s) && s.kind !== 'dnsmasq-start');
+    await allDone([
+      this.execute(bridgeLane, reverter, onPid),
+      ...rest.map((s) => this.execute([s], reverter, onPid)),
+    ]);
+    const kernel = verifyScope ? observeKernel(this.host, this.firewall, verifyScope) : undefined;
+    // Awaited below; when a dnsmasq start fails first, its answer is not wanted.
+    kernel?.catch(() => {});
+    await allDone(
+      steps.filter((s) => s.kind === 'dnsmasq-start').map((s) => this.execute([s], reverter, onPid)),
+    );
+    return kernel === undefined ? undefined : await kernel;
+  }
+
+  private async execute(
+    steps: Step[],
+    reverter: Reverter,
+    onPid: (pid: number, confFile: string) => void,
+  ): Promise<void> {
     for (const s of steps) {
       switch (s.kind) {
         case 'ip':
@@ -1803,7 +2046,7 @@ export class Engine {
           });
           await makeDirs(this.paths.leasesDir);
           const pid = await this.host.startDnsmasq(s.confFile, s.pidFile);
-          onPid(pid);
+          onPid(pid, s.confFile);
           reverter.add(`stop dnsmasq ${pid}`, async () => {
             await this.host.stopProcess(pid);
             await removePath(s.pidFile);
@@ -1834,6 +2077,44 @@ export class Engine {
       stepApplied();
     }
   }
+}
+
+/**
+ * The steps of several networks' start plans as one plan for executeStart: their ip lines in one
+ * batch (undone in reverse), their nft scripts and the bridge table's in one transaction (an
+ * undo several plans share, e.g. deleting the table they all found missing, appears once), each
+ * sysctl once, then every file write and every dnsmasq start.
+ */
+export function mergeSteps(plans: Step[][], bridgeStep: Extract<Step, { kind: 'nft' }> | null): Step[] {
+  const flat = plans.flat();
+  const ips = flat.filter((s): s is Extract<Step, { kind: 'ip' }> => s.kind === 'ip');
+  const nfts = flat.filter((s): s is Extract<Step, { kind: 'nft' }> => s.kind === 'nft');
+  if (bridgeStep) nfts.push(bridgeStep);
+  const sysctls = new Map<string, Step>();
+  for (const s of flat) if (s.kind === 'sysctl' && !sysctls.has(s.key)) sysctls.set(s.key, s);
+  const out: Step[] = [...sysctls.values()];
+  if (ips.length)
+    out.push({
+      kind: 'ip',
+      why: ips.map((s) => s.why).join('; '),
+      lines: ips.flatMap((s) => s.lines),
+      undo: [...ips].reverse().flatMap((s) => s.undo),
+    });
+  if (nfts.length)
+    out.push({
+      kind: 'nft',
+      why: nfts.map((s) => s.why).join('; '),
+      script: nfts.map((s) => s.script).join(''),
+      undo: [...new Set([...nfts].reverse().map((s) => s.undo))].join(''),
+    });
+  out.push(...flat.filter((s) => s.kind === 'write'), ...flat.filter((s) => s.kind === 'dnsmasq-start'));
+  return out;
+}
+
+/** Waits for every promise to settle, then throws the first failure (if any). */
+async function allDone(ps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 export function forwardsOf(state: StateData, network: string): ForwardDef[] {

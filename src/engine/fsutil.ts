@@ -1,6 +1,6 @@
 // Small file helpers: atomic write (write, fsync, rename) and tolerant reads/removals.
-import { access, mkdir, open, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { access, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 /**
  * `mkdir -p`: makes `dir` and its missing parents, returning the first directory it made (as
@@ -45,6 +45,36 @@ export async function writeAtomic(path: string, content: string, mode = 0o644): 
     await fh.close();
   }
   await rename(tmp, path);
+}
+
+/**
+ * Removes the temporary files writeAtomic left in `dir` when a kvmnet process died half-way
+ * through a write (`NAME.tmp-PID` of a process that is gone). kvmnet writes several files side
+ * by side, so a crash can leave more than one.
+ */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names.map(async (n) => {
+      const pid = Number(/\.tmp-(\d+)$/.exec(n)?.[1]);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) return;
+      await rm(join(dir, n), { force: true });
+    }),
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function readOrNull(path: string): Promise<string | null> {

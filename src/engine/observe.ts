@@ -17,20 +17,27 @@ export async function observe(
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Observed> {
-  // One ip process and the two nft listings, side by side: spawning them is most of the cost.
+  return { ...(await observeKernel(host, firewall, scope)), ...(await observeLocal(host, paths, scope)) };
+}
+
+/** What the kernel reports (links, addresses, routes, kvmnet's nft tables), without files or processes. */
+export type KernelView = Omit<Observed, 'sysctls' | 'files' | 'procs'>;
+
+/**
+ * The kernel's part of an observation: one ip process and the two nft listings, side by side
+ * (spawning them is most of the cost). `rescope` completes it with files and processes.
+ */
+export async function observeKernel(
+  host: Host,
+  firewall: FirewallBackend,
+  scope: { defs: NetworkDef[] },
+): Promise<KernelView> {
   const [{ links, addrs, routes }, fw, bridgeTable] = await Promise.all([
     host.netState(),
     firewall.observe({ probe: plansNat(scope) }),
     host.nftListTable('bridge', 'kvmnet'),
   ]);
-  return {
-    links: new Map(links.map((l) => [l.ifname, l])),
-    addrs,
-    routes,
-    fw,
-    bridgeTable,
-    ...(await observeLocal(host, paths, scope)),
-  };
+  return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes, fw, bridgeTable };
 }
 
 /** The flowtable probe only matters when a nat network's rules are planned (scope.defs). */
@@ -46,13 +53,14 @@ export async function rescope(
   host: Host,
   firewall: FirewallBackend,
   paths: Paths,
-  base: Observed,
+  base: KernelView,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Observed> {
   // A nat network needs the flowtable answer, which `base` may not have asked for.
   const probe = plansNat(scope) && base.fw.flowtableSupport === undefined;
   const fw = probe ? await firewall.observe({ probe: true }) : base.fw;
-  return { ...base, fw, ...(await observeLocal(host, paths, scope)) };
+  const { links, addrs, routes, bridgeTable } = base;
+  return { links, addrs, routes, bridgeTable, fw, ...(await observeLocal(host, paths, scope)) };
 }
 
 /** What an observation reads from files and /proc: sysctls, generated files, recorded processes. */
@@ -61,23 +69,29 @@ async function observeLocal(
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
 ): Promise<Pick<Observed, 'sysctls' | 'files' | 'procs'>> {
-  const sysctls = new Map<string, string>();
-  for (const k of SYSCTLS) sysctls.set(k, await host.sysctlGet(k));
-  const files = new Map<string, string | null>();
-  for (const def of scope.defs) {
-    for (const path of dnsmasqFiles(def, paths, []).keys()) files.set(path, await readOrNull(path));
-  }
-  const procs = new Map<number, string[] | null>();
-  for (const rec of scope.applied) {
-    files.set(rec.runDir, (await exists(rec.runDir)) ? '' : null);
-    const pid = rec.dnsmasq?.pid;
-    if (pid !== undefined) procs.set(pid, await host.processArgs(pid));
-    // dnsmasq writes its pid file itself: after a crash it may be the only trace of the process.
-    const pidFile = rec.dnsmasq?.pidFile;
-    const fromFile = pidFile === undefined ? NaN : Number((await readOrNull(pidFile))?.trim());
-    if (Number.isInteger(fromFile) && fromFile > 0 && !procs.has(fromFile))
-      procs.set(fromFile, await host.processArgs(fromFile));
-  }
+  // Every read is independent: they run side by side (a bulk start reads a few per network).
+  const sysctls = new Map(await Promise.all(SYSCTLS.map(async (k) => [k, await host.sysctlGet(k)] as const)));
+  const paths_ = scope.defs.flatMap((def) => [...dnsmasqFiles(def, paths, []).keys()]);
+  const files = new Map<string, string | null>(
+    await Promise.all(paths_.map(async (p) => [p, await readOrNull(p)] as const)),
+  );
+  const runDirs = await Promise.all(
+    scope.applied.map(async (rec) => [rec.runDir, (await exists(rec.runDir)) ? '' : null] as const),
+  );
+  for (const [dir, v] of runDirs) files.set(dir, v);
+  // The recorded pid, and the one in dnsmasq's pid file (after a crash it may be the only trace of
+  // the process: dnsmasq writes that file itself).
+  const pidLists = await Promise.all(
+    scope.applied.map(async (rec) => {
+      const pidFile = rec.dnsmasq?.pidFile;
+      const fromFile = pidFile === undefined ? NaN : Number((await readOrNull(pidFile))?.trim());
+      return [rec.dnsmasq?.pid, Number.isInteger(fromFile) && fromFile > 0 ? fromFile : undefined];
+    }),
+  );
+  const pids = [...new Set(pidLists.flat().filter((p): p is number => p !== undefined))];
+  const procs = new Map(
+    await Promise.all(pids.map(async (pid) => [pid, await host.processArgs(pid)] as const)),
+  );
   return { sysctls, files, procs };
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lib/lab.js';
-import { must } from '../lib/proc.js';
+import { must, Tracked } from '../lib/proc.js';
 
 describe('up on a host that already uses the stock subnet', () => {
   let lab: Lab;
@@ -38,6 +38,91 @@ describe('up on a host that already uses the stock subnet', () => {
     // The pre-existing virbr0 (someone else's) is untouched.
     const other = await must('ip', ['-n', lab.hostNs, '-4', '-o', 'addr', 'show', 'virbr0']);
     assert.match(other, /inet 192\.168\.122\.5\/24/);
+    await lab.kvmnetOk('down');
+  });
+});
+
+// `up` starts its networks as one batch (one ip batch, one nft transaction, dnsmasqs side by side).
+// When one of them cannot start, the batch is rolled back and the networks start one by one: the
+// others run, and the one that failed names itself.
+describe('up of several networks', () => {
+  let lab: Lab;
+
+  before(async () => {
+    lab = await Lab.create('upm');
+  });
+  after(async () => {
+    await lab.destroy();
+  });
+
+  const nets = [
+    ['m1', '10.81.0.0/24', 'kvm1'],
+    ['m2', '10.82.0.0/24', 'kvm2'],
+    ['m3', '10.83.0.0/24', 'kvm3'],
+  ];
+
+  test('one failing network: the batch is undone, the others start one by one', async () => {
+    for (const [name, subnet, bridge] of nets)
+      await lab.kvmnetOk(
+        'net',
+        'define',
+        name ?? '',
+        '--subnet',
+        subnet ?? '',
+        '--bridge',
+        bridge ?? '',
+        '--autostart',
+      );
+    await must('ip', ['netns', 'exec', lab.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
+    const squatter = Tracked.start('ip', [
+      'netns',
+      'exec',
+      lab.hostNs,
+      'socat',
+      'TCP-LISTEN:53,bind=10.82.0.1',
+      '-',
+    ]);
+    lab.tracked.push(squatter);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await lab.kvmnet('up');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /starting 4 networks together failed \(.*Address already in use\); starting them one by one/,
+    );
+    assert.match(
+      r.stderr,
+      /^error: start of network "m2" failed: dnsmasq did not start: .*10\.82\.0\.1.*Address already in use/m,
+    );
+    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
+    assert.deepEqual(
+      list.map((n) => [n.name, n.state]),
+      [
+        ['default', 'active'],
+        ['m1', 'active'],
+        ['m2', 'inactive'],
+        ['m3', 'inactive'],
+      ],
+      'one by one in name order: m3 comes after the failing m2',
+    );
+    assert.doesNotMatch(await must('ip', ['-n', lab.hostNs, '-br', 'link']), /kvm2/);
+    await squatter.stop();
+    await lab.kvmnetOk('down');
+  });
+
+  test('all start together, and are checked against the kernel afterwards', async () => {
+    const r = await lab.kvmnet('up');
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /one by one/);
+    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
+    assert.deepEqual(
+      list.map((n) => n.state),
+      ['active', 'active', 'active', 'active'],
+    );
+    const nft = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'table', 'inet', 'kvmnet']);
+    for (const [name] of nets) assert.match(nft, new RegExp(`chain net_${name}_nat `));
+    const check = await lab.kvmnetJson<{ networks: string[]; findings: unknown[] }>('check');
+    assert.deepEqual(check, { networks: ['default', 'm1', 'm2', 'm3'], findings: [] }, 'nothing drifted');
     await lab.kvmnetOk('down');
   });
 });

@@ -28,6 +28,30 @@ export const CRASH_CASES: CrashCase[] = [
     restore: [],
   },
   {
+    // `up` starts its networks as one batch (Engine.startMany): one ip batch and one nft
+    // transaction for all, file writes and dnsmasq starts side by side.
+    name: 'up of several nat networks',
+    setup: [
+      [...NAT, '--autostart'],
+      PORT_A,
+      FWD_A,
+      [
+        'net',
+        'define',
+        'n3',
+        '--mode',
+        'nat',
+        '--subnet',
+        '10.78.0.0/24',
+        '--bridge',
+        'kvbr3',
+        '--autostart',
+      ],
+    ],
+    op: ['up'],
+    restore: [],
+  },
+  {
     name: 'nat net stop',
     setup: [NAT, PORT_A, FWD_A, ['net', 'start', 'n1']],
     op: ['net', 'stop', 'n1'],
