@@ -45,7 +45,7 @@ import {
 } from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
-import { hostUsage, observe, observeKernel, rescope, type KernelView } from './observe.js';
+import { hostUsage, kernelChanges, observe, observeKernel, rescope, type KernelView } from './observe.js';
 import { Paths } from './paths.js';
 import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
@@ -1386,7 +1386,7 @@ export class Engine {
         (pid) => {
           if (rec.dnsmasq) rec.dnsmasq.pid = pid;
         },
-        hostTouched ? scope : undefined,
+        hostTouched ? { scope, base: obs } : undefined,
       );
       rec.state = 'active';
       rec.firewall = firewall;
@@ -1543,7 +1543,7 @@ export class Engine {
           const d = byConf.get(conf)?.dnsmasq;
           if (d) d.pid = pid;
         },
-        scope,
+        { scope, base: obs },
       );
       for (const i of items) {
         i.rec.state = 'active';
@@ -1962,15 +1962,16 @@ export class Engine {
    * exist), the nft transaction and each file write; then the dnsmasq starts, once all of those
    * are done (dnsmasq reads its files and binds to the bridge). A plan with any other kind of step
    * runs in order (execute). Every lane runs to its end before a failure is thrown, so the
-   * reverter holds the undo of everything that was done. With `verifyScope`, the kernel's part of
-   * the verifying observation is read once the ip, nft and sysctl steps are done, while dnsmasq
-   * starts (dnsmasq changes nothing the kernel reports).
+   * reverter holds the undo of everything that was done. With `verify` (the scope and the view
+   * the plan was made from), the kernel's part of the verifying observation is read once the ip,
+   * nft and sysctl steps are done, while dnsmasq starts (dnsmasq changes nothing the kernel
+   * reports): only the parts the steps changed are listed again (kernelChanges).
    */
   private async executeStart(
     steps: Step[],
     reverter: Reverter,
     onPid: (pid: number, confFile: string) => void,
-    verifyScope?: { defs: NetworkDef[] },
+    verify?: { scope: { defs: NetworkDef[] }; base: KernelView },
   ): Promise<KernelView | undefined> {
     const side = new Set<Step['kind']>(['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start']);
     if (!steps.every((s) => side.has(s.kind) && !(s.kind === 'ip' && s.force))) {
@@ -1985,7 +1986,12 @@ export class Engine {
       this.execute(bridgeLane, reverter, onPid),
       ...rest.map((s) => this.execute([s], reverter, onPid)),
     ]);
-    const kernel = verifyScope ? observeKernel(this.host, this.firewall, verifyScope) : undefined;
+    const kernel = verify
+      ? observeKernel(this.host, this.firewall, verify.scope, {
+          base: verify.base,
+          changed: kernelChanges(steps),
+        })
+      : undefined;
     // Awaited below; when a dnsmasq start fails first, its answer is not wanted.
     kernel?.catch(() => {});
     await allDone(

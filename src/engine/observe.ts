@@ -6,7 +6,9 @@ import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
 import type { HostUsage, NetworkDef } from '../model/network.js';
 import { exists, readOrNull } from './fsutil.js';
 import type { Paths } from './paths.js';
-import { dnsmasqFiles, type Observed } from './plan.js';
+import { BRIDGE_TABLE } from '../render/nft-bridge.js';
+import { TABLE } from '../render/nft.js';
+import { dnsmasqFiles, type Observed, type Step } from './plan.js';
 import type { AppliedNetwork } from './store.js';
 
 export const SYSCTLS = ['net.ipv4.ip_forward'];
@@ -31,13 +33,43 @@ export async function observeKernel(
   host: Host,
   firewall: FirewallBackend,
   scope: { defs: NetworkDef[] },
+  /**
+   * An earlier view and what has changed since: only those parts are listed again (a start that
+   * touched no port re-lists neither links of other networks' taps nor table bridge kvmnet).
+   */
+  since?: { base: KernelView; changed: KernelChanges },
 ): Promise<KernelView> {
-  const [{ links, addrs, routes }, fw, bridgeTable] = await Promise.all([
-    host.netState(),
-    firewall.observe({ probe: plansNat(scope) }),
-    host.nftListTable('bridge', 'kvmnet'),
+  const again = (part: keyof KernelChanges): boolean => since === undefined || since.changed[part];
+  const [net, fw, bridgeTable] = await Promise.all([
+    again('ip') ? host.netState() : undefined,
+    again('inet') ? firewall.observe({ probe: plansNat(scope) }) : since?.base.fw,
+    again('bridge') ? host.nftListTable('bridge', 'kvmnet') : since?.base.bridgeTable,
   ]);
-  return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes, fw, bridgeTable };
+  const b = since?.base;
+  return {
+    links: net ? new Map(net.links.map((l) => [l.ifname, l])) : (b?.links ?? new Map()),
+    addrs: net?.addrs ?? b?.addrs ?? [],
+    routes: net?.routes ?? b?.routes ?? [],
+    fw: fw ?? (await firewall.observe({ probe: plansNat(scope) })),
+    bridgeTable,
+  };
+}
+
+/** Which parts of the kernel's state a plan changes: links/addresses/routes, and each nft table. */
+export interface KernelChanges {
+  ip: boolean;
+  inet: boolean;
+  bridge: boolean;
+}
+
+/** What a plan's steps change in the kernel (its ip steps, and the tables its nft scripts name). */
+export function kernelChanges(steps: Step[]): KernelChanges {
+  const nft = steps.flatMap((s) => (s.kind === 'nft' ? [s.script] : [])).join('');
+  return {
+    ip: steps.some((s) => s.kind === 'ip'),
+    inet: nft.includes(TABLE),
+    bridge: nft.includes(BRIDGE_TABLE),
+  };
 }
 
 /** The flowtable probe only matters when a nat network's rules are planned (scope.defs). */
