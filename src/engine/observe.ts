@@ -1,7 +1,7 @@
 // Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
 // kvmnet's nft tables, sysctls, generated files, recorded processes).
 import type { FirewallBackend } from '../firewall/backend.js';
-import type { Host } from '../host/host.js';
+import type { Host, LinkInfo } from '../host/host.js';
 import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
 import type { HostUsage, NetworkDef } from '../model/network.js';
 import { exists, readOrNull } from './fsutil.js';
@@ -47,7 +47,7 @@ export async function observeKernel(
   ]);
   const b = since?.base;
   return {
-    links: net ? new Map(net.links.map((l) => [l.ifname, l])) : (b?.links ?? new Map()),
+    links: net ? new Map(net.links.map((l) => [l.ifname, l])) : (b?.links ?? new Map<string, LinkInfo>()),
     addrs: net?.addrs ?? b?.addrs ?? [],
     routes: net?.routes ?? b?.routes ?? [],
     fw: fw ?? (await firewall.observe({ probe: plansNat(scope) })),
