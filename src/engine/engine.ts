@@ -391,8 +391,8 @@ export class Engine {
   async down(opts: { dryRun: boolean }): Promise<OpResult> {
     return this.locked(async () => {
       const result: OpResult = { dryRun: opts.dryRun, definitions: [], plans: [], notes: [] };
-      for (const rec of await this.store.listApplied())
-        result.plans.push(await this.stopLocked(rec.network, opts.dryRun));
+      const running = (await this.store.listApplied()).map((a) => a.network);
+      result.plans.push(...(await this.stopMany(running, opts.dryRun)));
       return result;
     });
   }
@@ -499,7 +499,12 @@ export class Engine {
       if (result.definitions.length === 0) return result;
 
       const running = new Set(applied.map((a) => a.network));
-      for (const n of removed) if (running.has(n)) result.plans.push(await this.stopLocked(n, opts.dryRun));
+      result.plans.push(
+        ...(await this.stopMany(
+          removed.filter((n) => running.has(n)),
+          opts.dryRun,
+        )),
+      );
       const newState: StateData = { ...state, networks: next, forwards };
       if (!opts.dryRun) await this.store.save(newState);
       for (const c of result.definitions) if (c.change === 'update' && !c.forward) touched.add(c.network);
@@ -1870,12 +1875,14 @@ export class Engine {
   private async bridgeTableStep(
     state: StateData,
     start?: string | string[],
-    stop?: string,
+    stop?: string | string[],
     obs?: Pick<Observed, 'bridgeTable'>,
   ) {
     const running = new Set((await this.store.listApplied()).map((a) => a.network));
-    for (const n of start === undefined ? [] : typeof start === 'string' ? [start] : start) running.add(n);
-    if (stop !== undefined) running.delete(stop);
+    const list = (x: string | string[] | undefined): string[] =>
+      x === undefined ? [] : typeof x === 'string' ? [x] : x;
+    for (const n of list(start)) running.add(n);
+    for (const n of list(stop)) running.delete(n);
     return planBridgeTable(this.host, this.paths, state, running, obs?.bridgeTable);
   }
 
@@ -1890,6 +1897,68 @@ export class Engine {
         },
       );
     }
+  }
+
+  /**
+   * Stops several networks (`down`, and `apply` of a file that leaves running networks out) as one
+   * batch: one observation, their nft removals and the bridge table's change in one transaction,
+   * their bridges deleted in one `ip -batch`, their dnsmasqs stopped side by side, then their files
+   * and records removed. When a step fails, each network is stopped on its own (stopLocked), which
+   * finishes what the batch left and names what fails. Bridged networks (their uplink must get its
+   * addresses back, checked one by one) and networks on a host bridge stop on their own.
+   */
+  private async stopMany(names: string[], dryRun: boolean): Promise<NetworkPlan[]> {
+    const one = async (list: string[]): Promise<NetworkPlan[]> => {
+      const plans: NetworkPlan[] = [];
+      for (const n of list) plans.push(await this.stopLocked(n, dryRun));
+      return plans;
+    };
+    const all = await this.store.listApplied();
+    const wanted = new Set(names);
+    const batch = all.filter((a) => wanted.has(a.network) && !a.uplink && !a.hostBridge);
+    if (dryRun || batch.length < 2) return one(names);
+    const inBatch = new Set(batch.map((a) => a.network));
+    const alonePlans = await one(names.filter((n) => !inBatch.has(n)));
+    const othersRemain = (await this.store.listApplied()).some(
+      (a) => !inBatch.has(a.network) && (a.firewall.chains.length > 0 || a.firewall.elements.length > 0),
+    );
+    const obs = await this.observeFor([], batch);
+    const ctx = { paths: this.paths, firewall: this.firewall };
+    const plans = batch.map((a) => planStop(a, obs, othersRemain, ctx));
+    const state = await this.store.load();
+    const bridgeStep = await this.bridgeTableStep(state, undefined, [...inBatch], obs);
+    const flat = plans.flatMap((p) => p.steps);
+    const ips = flat.filter((x): x is Extract<Step, { kind: 'ip' }> => x.kind === 'ip');
+    // The removal scripts of several networks can be one and the same (each deletes the table
+    // when no other network keeps rules in it): each distinct script once.
+    const scripts = [...new Set(flat.flatMap((x) => (x.kind === 'nft' ? [x.script] : [])))];
+    if (bridgeStep) scripts.push(bridgeStep.script);
+    const shownWith = plans.find((p) => p.steps.some((x) => x.kind === 'nft')) ?? plans[0];
+    if (shownWith && bridgeStep) joinBridgeStep(shownWith.steps, { ...bridgeStep });
+    const sideBySide: Step[] = [
+      ...flat.filter((x) => x.kind === 'dnsmasq-stop'),
+      ...(scripts.length
+        ? [{ kind: 'nft' as const, why: "remove the networks' rules", script: scripts.join(''), undo: '' }]
+        : []),
+      ...(ips.length
+        ? [{ kind: 'ip' as const, why: 'delete the bridges', lines: ips.flatMap((x) => x.lines), undo: [] }]
+        : []),
+    ];
+    try {
+      await allDone(sideBySide.map((x) => this.execute([x], new Reverter(), () => {})));
+      await allDone(
+        flat.filter((x) => x.kind === 'remove').map((x) => this.execute([x], new Reverter(), () => {})),
+      );
+    } catch (e) {
+      this.note(
+        `stopping ${batch.length} networks together failed (${e instanceof Error ? e.message : String(e)}); stopping them one by one`,
+      );
+      return [...alonePlans, ...(await one([...inBatch]))];
+    }
+    await Promise.all(batch.map((a) => this.store.removeApplied(a.network)));
+    await removeIfEmpty(this.paths.appliedDir);
+    await removeIfEmpty(this.paths.netRunRoot);
+    return [...alonePlans, ...plans];
   }
 
   /** Tears a network down from its applied record. Continues past failures, keeping the record if any. */

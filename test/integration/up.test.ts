@@ -123,6 +123,21 @@ describe('up of several networks', () => {
     for (const [name] of nets) assert.match(nft, new RegExp(`chain net_${name}_nat `));
     const check = await lab.kvmnetJson<{ networks: string[]; findings: unknown[] }>('check');
     assert.deepEqual(check, { networks: ['default', 'm1', 'm2', 'm3'], findings: [] }, 'nothing drifted');
-    await lab.kvmnetOk('down');
+  });
+
+  test('down stops them together: no bridge, rule or dnsmasq is left', async () => {
+    const r = await lab.kvmnet('down');
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /one by one/);
+    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
+    assert.deepEqual(
+      list.map((n) => n.state),
+      ['inactive', 'inactive', 'inactive', 'inactive'],
+    );
+    assert.doesNotMatch(await must('ip', ['-n', lab.hostNs, '-br', 'link']), /virbr0|kvm[123]/);
+    const tables = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'tables']);
+    assert.doesNotMatch(tables, /kvmnet/);
+    const procs = await must('ip', ['netns', 'pids', lab.hostNs]);
+    assert.equal(procs.trim(), '', 'no dnsmasq (or any process) left in the namespace');
   });
 });
