@@ -2104,7 +2104,11 @@ export class Engine {
           reverter.add(`restore ${s.path}`, () =>
             old === null ? removePath(s.path) : writeAtomic(s.path, old),
           );
-          await writeAtomic(s.path, s.content, s.mode);
+          // The generated files of a network (its run directory) are regenerated and compared on
+          // every start: they need no fsync (see writeAtomic).
+          await writeAtomic(s.path, s.content, s.mode, {
+            durable: !s.path.startsWith(this.paths.netRunRoot + '/'),
+          });
           break;
         }
         case 'remove':

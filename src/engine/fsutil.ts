@@ -34,13 +34,23 @@ export async function makeDirs(dir: string, mode?: number): Promise<string | und
   return first;
 }
 
-export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+/**
+ * Writes a file whole or not at all (a temporary file renamed over it). `durable: false` skips the
+ * fsync: for files kvmnet regenerates and compares on every start (dnsmasq's), which a power loss
+ * may tear but the next start rewrites; a process crash never tears them (the rename is atomic).
+ */
+export async function writeAtomic(
+  path: string,
+  content: string,
+  mode = 0o644,
+  opts: { durable?: boolean } = {},
+): Promise<void> {
   await makeDirs(dirname(path), 0o755);
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(content);
-    await fh.sync();
+    if (opts.durable !== false) await fh.sync();
   } finally {
     await fh.close();
   }
