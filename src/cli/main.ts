@@ -81,7 +81,9 @@ See docs/cli.md for every command and its JSON output.`,
       'First run (no kvmnet state yet): define the stock "default" NAT network - bridge virbr0, ' +
         '192.168.122.1/24, DHCP .2-.254, autostart - or the next free 192.168.N.0/24 if the host already ' +
         'uses that subnet (a note says so). Every run: start every autostart network, repairing any that ' +
-        'drifted; a network already as defined is left alone (the plan is empty). Run it at boot.',
+        'drifted; a network already as defined is left alone (the plan is empty). The networks start ' +
+        'together (one ip batch, one nft transaction); if that fails it is undone and they start one at a ' +
+        'time, the first failure ending the command. Run it at boot.',
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
@@ -93,7 +95,8 @@ See docs/cli.md for every command and its JSON output.`,
     .command('down')
     .summary('stop every running network (definitions kept)')
     .description(
-      'Stop every running network. Definitions are kept; `kvmnet up` starts the autostart ones again.',
+      'Stop every running network, together (one nft transaction, one ip batch; one at a time if that ' +
+        'fails). Definitions are kept; `kvmnet up` starts the autostart ones again.',
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
