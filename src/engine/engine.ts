@@ -72,6 +72,7 @@ import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
 import { joinBridgeStep, planBridgeTable } from './spoof.js';
 import { normalizeMac } from '../model/mac.js';
+import { compareNames, compareNatural } from '../model/order.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
 
@@ -202,7 +203,7 @@ export class Engine {
     const state = await this.store.load();
     const applied = new Map((await this.store.listApplied()).map((a) => [a.network, a]));
     return Object.values(state.networks)
-      .sort((a, b) => a.name.localeCompare(b.name))
+      .sort((a, b) => compareNames(a.name, b.name))
       .map((d) => ({ ...d, state: stateOf(applied.get(d.name)) }));
   }
 
@@ -378,7 +379,7 @@ export class Engine {
       }
       // Each start's verifying observation is the next one's starting point (see StartChain).
       const chain: StartChain = {};
-      for (const def of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
+      for (const def of Object.values(state.networks).sort((a, b) => compareNames(a.name, b.name))) {
         if (def.autostart)
           result.plans.push(...(await this.startLocked(state, def.name, opts.dryRun, { chain })));
       }
@@ -595,7 +596,7 @@ export class Engine {
     if (network !== undefined) Engine.getDef(state, network);
     return Object.values(state.ports)
       .filter((p) => network === undefined || p.network === network)
-      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+      .sort((a, b) => compareNatural(a.name, b.name))
       .map(portView);
   }
 
@@ -1098,7 +1099,7 @@ export class Engine {
     const byMac = new Map(Object.values(state.ports).map((p) => [`${p.network}|${p.mac}`, p]));
     const out: Array<Lease & { network: string; vm: string | null; port: string | null }> = [];
     // Bridged networks hold no leases: the LAN's DHCP server does.
-    for (const n of nets.filter(isL3).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const n of nets.filter(isL3).sort((a, b) => compareNames(a.name, b.name))) {
       for (const l of await readLeases(this.paths.leaseFile(n.name))) {
         const p = byMac.get(`${n.name}|${l.mac}`);
         out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p ? p.name || portId(p) : null });
@@ -1113,7 +1114,7 @@ export class Engine {
     const applied = new Map((await this.store.listApplied()).map((a) => [a.network, a]));
     const links = new Map((await this.host.links()).map((l) => [l.ifname, l]));
     const out: ShowNetwork[] = [];
-    for (const n of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const n of Object.values(state.networks).sort((a, b) => compareNames(a.name, b.name))) {
       // A bridged network holds no leases: the bridge's neighbour table tells the guests' addresses.
       const leases = isL3(n)
         ? new Map((await readLeases(this.paths.leaseFile(n.name))).map((l) => [l.mac, l.ip]))
@@ -1844,10 +1845,10 @@ export function forwardsOf(state: StateData, network: string): ForwardDef[] {
 
 function compareForwards(a: ForwardDef, b: ForwardDef): number {
   return (
-    a.network.localeCompare(b.network) ||
-    a.proto.localeCompare(b.proto) ||
+    compareNames(a.network, b.network) ||
+    compareNames(a.proto, b.proto) ||
     a.port - b.port ||
-    (a.hostIp ?? '').localeCompare(b.hostIp ?? '')
+    compareNames(a.hostIp ?? '', b.hostIp ?? '')
   );
 }
 
@@ -1887,7 +1888,7 @@ export function forwardView(state: StateData, f: ForwardDef): ForwardView {
 export function portsOf(state: StateData, network: string): PortDef[] {
   return Object.values(state.ports)
     .filter((p) => p.network === network)
-    .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    .sort((a, b) => compareNatural(a.name, b.name));
 }
 
 export interface PortView extends PortDef {
