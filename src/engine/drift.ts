@@ -11,6 +11,7 @@ import type { LinkInfo } from '../host/host.js';
 import { inputError } from '../model/errors.js';
 import { parseCidr } from '../model/ipv4.js';
 import { isL3, l3, type NetworkDef } from '../model/network.js';
+import { compareNames } from '../model/order.js';
 import { tapMac, type PortDef } from '../model/port.js';
 import {
   buildFragment,
@@ -484,7 +485,7 @@ async function scope(engine: Engine, names: string[]): Promise<Scope> {
       const def = state.networks[a.network];
       return def ? [{ def, applied: a }] : [];
     })
-    .sort((a, b) => a.def.name.localeCompare(b.def.name));
+    .sort((a, b) => compareNames(a.def.name, b.def.name));
   return { state, targets, running: new Set(applied.map((a) => a.network)) };
 }
 

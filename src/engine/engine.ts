@@ -73,6 +73,7 @@ import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
 import { joinBridgeStep, planBridgeTable } from './spoof.js';
 import { normalizeMac } from '../model/mac.js';
+import { compareNames, compareNatural } from '../model/order.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
 
@@ -203,7 +204,7 @@ export class Engine {
     const state = await this.store.load();
     const applied = new Map((await this.store.listApplied()).map((a) => [a.network, a]));
     return Object.values(state.networks)
-      .sort((a, b) => a.name.localeCompare(b.name))
+      .sort((a, b) => compareNames(a.name, b.name))
       .map((d) => ({ ...d, state: stateOf(applied.get(d.name)) }));
   }
 
@@ -380,7 +381,7 @@ export class Engine {
       const autostart = Object.values(state.networks)
         .filter((d) => d.autostart)
         .map((d) => d.name)
-        .sort();
+        .sort(compareNames);
       result.plans.push(...(await this.startMany(state, autostart, opts.dryRun)));
       result.notes.push(...result.plans.flatMap((p) => p.notes ?? []));
       return result;
@@ -597,7 +598,7 @@ export class Engine {
     if (network !== undefined) Engine.getDef(state, network);
     return Object.values(state.ports)
       .filter((p) => network === undefined || p.network === network)
-      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+      .sort((a, b) => compareNatural(a.name, b.name))
       .map(portView);
   }
 
@@ -1100,7 +1101,7 @@ export class Engine {
     const byMac = new Map(Object.values(state.ports).map((p) => [`${p.network}|${p.mac}`, p]));
     const out: Array<Lease & { network: string; vm: string | null; port: string | null }> = [];
     // Bridged networks hold no leases: the LAN's DHCP server does.
-    for (const n of nets.filter(isL3).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const n of nets.filter(isL3).sort((a, b) => compareNames(a.name, b.name))) {
       for (const l of await readLeases(this.paths.leaseFile(n.name))) {
         const p = byMac.get(`${n.name}|${l.mac}`);
         out.push({ network: n.name, ...l, vm: p?.vm ?? null, port: p ? p.name || portId(p) : null });
@@ -1115,7 +1116,7 @@ export class Engine {
     const applied = new Map((await this.store.listApplied()).map((a) => [a.network, a]));
     const links = new Map((await this.host.links()).map((l) => [l.ifname, l]));
     const out: ShowNetwork[] = [];
-    for (const n of Object.values(state.networks).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const n of Object.values(state.networks).sort((a, b) => compareNames(a.name, b.name))) {
       // A bridged network holds no leases: the bridge's neighbour table tells the guests' addresses.
       const leases = isL3(n)
         ? new Map((await readLeases(this.paths.leaseFile(n.name))).map((l) => [l.mac, l.ip]))
@@ -2204,10 +2205,10 @@ export function forwardsOf(state: StateData, network: string): ForwardDef[] {
 
 function compareForwards(a: ForwardDef, b: ForwardDef): number {
   return (
-    a.network.localeCompare(b.network) ||
-    a.proto.localeCompare(b.proto) ||
+    compareNames(a.network, b.network) ||
+    compareNames(a.proto, b.proto) ||
     a.port - b.port ||
-    (a.hostIp ?? '').localeCompare(b.hostIp ?? '')
+    compareNames(a.hostIp ?? '', b.hostIp ?? '')
   );
 }
 
@@ -2247,7 +2248,7 @@ export function forwardView(state: StateData, f: ForwardDef): ForwardView {
 export function portsOf(state: StateData, network: string): PortDef[] {
   return Object.values(state.ports)
     .filter((p) => p.network === network)
-    .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    .sort((a, b) => compareNatural(a.name, b.name));
 }
 
 export interface PortView extends PortDef {

@@ -7,6 +7,7 @@ import { PROTOCOLS, portsText, type ForwardDef, type ForwardInput } from './forw
 import type { NetworkDef, NetworkInput } from './network.js';
 import { networkFileSchema } from './network-schema.js';
 import { describeIssue, issuePath, networkInputOf } from './input.js';
+import { compareNames } from './order.js';
 
 export const FILE_VERSION = 1;
 
@@ -130,7 +131,7 @@ export function parseDefinitionsFile(text: string, file: string): DefinitionsFil
 
 export function renderDefinitions(defs: NetworkDef[], forwardDefs: ForwardDef[] = []): string {
   const networks: Record<string, unknown> = {};
-  for (const d of [...defs].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const d of [...defs].sort((a, b) => compareNames(a.name, b.name))) {
     networks[d.name] =
       d.mode === 'bridge'
         ? {

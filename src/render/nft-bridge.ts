@@ -26,6 +26,7 @@
 // network's chain added, refilled or deleted. The table is rebuilt as a whole (one transaction)
 // only when it is missing or its base chain, map or sets are not as rendered.
 import { createHash } from 'node:crypto';
+import { compareNames, compareNatural } from '../model/order.js';
 
 export const BRIDGE_TABLE = 'bridge kvmnet';
 
@@ -66,7 +67,7 @@ export function checkablePorts(ports: BridgePort[]): BridgePort[] {
         (p.ip === undefined || IP_RE.test(p.ip)) &&
         (p.l3 === undefined || p.l3.protected.every((a) => IP_RE.test(a))),
     )
-    .sort((a, b) => a.tap.localeCompare(b.tap, 'en', { numeric: true }));
+    .sort((a, b) => compareNatural(a.tap, b.tap));
 }
 
 const ident = (bridge: string): string => bridge.replace(/[.-]/g, '_');
@@ -168,7 +169,7 @@ function wanted(list: BridgePort[]): Want {
   return { chains, sets: new Map([...sets].map(([k, v]) => [k, [...v].sort(cmp)])) };
 }
 
-const cmp = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+const cmp = compareNatural;
 
 const chainText = (name: string, c: { bridge: string; l3: boolean }): string => {
   const tag = ` comment "${netTag(c.bridge, c.l3)}"`;
@@ -182,7 +183,7 @@ function leaseText(ports: BridgePort[], leases: BridgeLease[]): string {
   const macs = new Set(ports.filter((p) => p.ip === undefined).map((p) => p.mac));
   const ls = leases
     .filter((l) => macs.has(l.mac) && IP_RE.test(l.ip))
-    .sort((a, b) => a.mac.localeCompare(b.mac) || a.ip.localeCompare(b.ip));
+    .sort((a, b) => compareNames(a.mac, b.mac) || compareNames(a.ip, b.ip));
   if (ls.length === 0) return '';
   return (
     `add element ${BRIDGE_TABLE} lease_ip { ${ls.map((l) => `${l.mac} . ${l.ip}`).join(', ')} }\n` +
