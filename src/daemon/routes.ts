@@ -8,6 +8,7 @@ import { networkInputOf } from '../model/input.js';
 import type { ForwardInput } from '../model/forward.js';
 import type { PortInput } from '../model/port.js';
 import {
+  applyBody,
   autostartBody,
   checkSchema,
   repairSchema,
@@ -133,6 +134,19 @@ export const routes: Route[] = [
     summary: 'define the default network (first run) and start every autostart network',
     cli: 'kvmnet up --json',
     handler: (ctx) => ctx.engine.up({ dryRun: ctx.dryRun }),
+  },
+  {
+    method: 'POST',
+    path: '/api/apply',
+    summary:
+      'make the stored definitions equal to the body (networks, forwards); running networks follow, networks left out are stopped and undefined',
+    cli: 'kvmnet apply -f FILE --json',
+    body: applyBody,
+    handler: async (ctx) => {
+      const { parseDefinitionsFile } = await import('../model/definitions.js');
+      const file = parseDefinitionsFile(JSON.stringify(ctx.body), 'body');
+      return ctx.engine.apply(file.networks, file.forwards, { dryRun: ctx.dryRun });
+    },
   },
   {
     method: 'POST',

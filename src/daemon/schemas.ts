@@ -7,6 +7,7 @@ import { DRIFT_KINDS, type DriftKind } from '../engine/drift.js';
 import { PROTOCOLS } from '../model/forward.js';
 import { NETWORK_MODES } from '../model/network.js';
 import { networkFileSchema } from '../model/network-schema.js';
+import { fileSchema } from '../model/definitions.js';
 
 export const networkBody = networkFileSchema
   .extend({
@@ -69,6 +70,16 @@ export const forwardBody = z
   })
   .strict()
   .describe('A port forward (DNAT) from the host to a guest.');
+
+export const applyBody = fileSchema
+  .extend({
+    networks: z
+      .record(z.string(), networkFileSchema)
+      .describe('every network by name, as in the definitions file; networks left out are undefined'),
+  })
+  .describe(
+    'The definitions file (docs/cli.md, "The definitions file") as JSON. `networks` is required (an empty object undefines every network without ports).',
+  );
 
 export const autostartBody = z
   .object({ enabled: z.boolean().describe('start the network with `kvmnet up` (at boot)') })

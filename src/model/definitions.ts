@@ -22,7 +22,8 @@ const forwardFileSchema = z
   })
   .strict();
 
-const fileSchema = z
+/** A definitions file (kvmnet apply -f, export): also the body of the API's POST /api/apply. */
+export const fileSchema = z
   .object({
     version: z.literal(FILE_VERSION).optional(),
     networks: z.record(z.string(), networkFileSchema).nullable().optional(),

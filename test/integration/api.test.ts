@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { Daemon } from '../lib/daemon.js';
 import { HOST_LAN_IP, LAN_ROUTER, Lab } from '../lib/lab.js';
 import { must } from '../lib/proc.js';
@@ -477,6 +478,7 @@ describe('kvmnet serve: the HTTP API', () => {
     assert.deepEqual(
       Object.keys(doc.paths).sort(),
       [
+        '/apply',
         '/check',
         '/down',
         '/events',
@@ -519,6 +521,34 @@ describe('kvmnet serve: the HTTP API', () => {
     assert.equal((await lab.kvmnetJson<{ state: string }>('net', 'info', 'default')).state, 'inactive');
     await d.ok('/api/up', { method: 'POST' });
     assert.equal((await lab.kvmnetJson<{ state: string }>('net', 'info', 'default')).state, 'active');
+  });
+
+  test('apply: the definitions file as JSON (dry run, then for real); networks is required', async () => {
+    const file = parseYaml(await lab.kvmnetOk('export')) as { networks: Record<string, unknown> };
+    const body = { ...file, networks: { ...file.networks, ap1: { mode: 'nat', subnet: '10.79.0.0/24' } } };
+    const before = await lab.snapshot();
+    type Result = { dryRun: boolean; definitions: Array<{ network: string; change: string }> };
+    const dry = await d.ok<Result>('/api/apply?dryRun=1', { method: 'POST', body });
+    assert.equal(dry.dryRun, true);
+    assert.deepEqual(
+      dry.definitions.map((x) => [x.network, x.change]),
+      [['ap1', 'define']],
+    );
+    assert.deepEqual(await lab.snapshot(), before, 'a dry run changes nothing');
+    const done = await d.ok<Result>('/api/apply', { method: 'POST', body });
+    assert.deepEqual(
+      done.definitions.map((x) => [x.network, x.change]),
+      [['ap1', 'define']],
+    );
+    assert.deepEqual(await lab.kvmnetJson('net', 'info', 'ap1'), await d.ok('/api/networks/ap1'));
+    const bad = await d.request('/api/apply', { method: 'POST', body: { forwards: [] } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.text, /networks/);
+    const back = await d.ok<Result>('/api/apply', { method: 'POST', body: file });
+    assert.deepEqual(
+      back.definitions.map((x) => [x.network, x.change]),
+      [['ap1', 'undefine']],
+    );
   });
 });
 
