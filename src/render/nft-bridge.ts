@@ -58,6 +58,13 @@ const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** Ports whose names and addresses can be written into nft text (everything else is skipped). */
 export function checkablePorts(ports: BridgePort[]): BridgePort[] {
+  // A network's ports share one protected list (bridgePorts): each list is checked once.
+  const l3Ok = new Map<{ protected: string[] }, boolean>();
+  const protectedOk = (l3: { protected: string[] }): boolean => {
+    let ok = l3Ok.get(l3);
+    if (ok === undefined) l3Ok.set(l3, (ok = l3.protected.every((a) => IP_RE.test(a))));
+    return ok;
+  };
   return ports
     .filter(
       (p) =>
@@ -65,7 +72,7 @@ export function checkablePorts(ports: BridgePort[]): BridgePort[] {
         MAC_RE.test(p.mac) &&
         TAP_RE.test(p.bridge) &&
         (p.ip === undefined || IP_RE.test(p.ip)) &&
-        (p.l3 === undefined || p.l3.protected.every((a) => IP_RE.test(a))),
+        (p.l3 === undefined || protectedOk(p.l3)),
     )
     .sort((a, b) => compareNatural(a.tap, b.tap));
 }

@@ -1,17 +1,23 @@
-// Host.netState: links, addresses and routes from one `ip -json -details -batch -` run, read as the
-// three separate `ip -json` commands read them. The output below is iproute2 6.1's (Debian 12).
+// Host.netState: links, addresses and routes from one `ip -json -details -batch -` run (`addr show`,
+// `route show`), read as the separate `ip -json` commands read them. The output below and in
+// fixtures/ip/ is iproute2 6.1's (Debian 12).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Exec } from '../../src/host/exec.js';
 import { Host } from '../../src/host/host.js';
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const FIXTURES = join(REPO, 'test/unit/fixtures/ip');
 
-const LINKS =
-  '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN","address":"00:00:00:00:00:00"},' +
-  '{"ifindex":7,"ifname":"virbr0","flags":["BROADCAST","MULTICAST","UP"],"mtu":1500,"operstate":"DOWN","address":"52:54:00:16:54:99","linkinfo":{"info_kind":"bridge","info_data":{"forward_delay":0,"stp_state":0}}},' +
-  '{"ifindex":8,"ifname":"vnet0","flags":["BROADCAST"],"mtu":1500,"master":"virbr0","operstate":"DOWN","address":"fe:54:00:00:00:11","linkinfo":{"info_kind":"tun","info_slave_kind":"bridge","info_slave_data":{"isolated":true}}}]';
-const ADDRS =
-  '[{"ifindex":7,"ifname":"virbr0","addr_info":[{"family":"inet","local":"192.168.122.1","prefixlen":24,"scope":"global"},' +
-  '{"family":"inet6","local":"fe80::5054:ff:fe16:5499","prefixlen":64,"scope":"link"}]}]';
+// `addr show` prints each link as `link show` does, with its addresses in addr_info.
+const LINKS_ADDRS =
+  '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN","address":"00:00:00:00:00:00","addr_info":[]},' +
+  '{"ifindex":7,"ifname":"virbr0","flags":["BROADCAST","MULTICAST","UP"],"mtu":1500,"operstate":"DOWN","address":"52:54:00:16:54:99","linkinfo":{"info_kind":"bridge","info_data":{"forward_delay":0,"stp_state":0}},' +
+  '"addr_info":[{"family":"inet","local":"192.168.122.1","prefixlen":24,"scope":"global"},' +
+  '{"family":"inet6","local":"fe80::5054:ff:fe16:5499","prefixlen":64,"scope":"link"}]},' +
+  '{"ifindex":8,"ifname":"vnet0","flags":["BROADCAST"],"mtu":1500,"master":"virbr0","operstate":"DOWN","address":"fe:54:00:00:00:11","linkinfo":{"info_kind":"tun","info_slave_kind":"bridge","info_slave_data":{"isolated":true}},"addr_info":[]}]';
 const ROUTES =
   '[{"type":"unicast","dst":"default","gateway":"10.5.0.1","dev":"d0","protocol":"boot","scope":"global","metric":100,"flags":[]},' +
   '{"type":"unicast","dst":"10.5.0.0/24","dev":"d0","protocol":"kernel","scope":"link","prefsrc":"10.5.0.2","flags":[]},' +
@@ -29,10 +35,10 @@ function fakeIp(stdout: string, seen: Array<{ args: string[]; input?: string }>)
 describe('Host.netState', () => {
   test('one ip process answers links, IPv4 addresses and routes', async () => {
     const seen: Array<{ args: string[]; input?: string }> = [];
-    const host = new Host(fakeIp(`${LINKS}\n${ADDRS}\n${ROUTES}\n`, seen));
+    const host = new Host(fakeIp(`${LINKS_ADDRS}\n${ROUTES}\n`, seen));
     const s = await host.netState();
     assert.deepEqual(seen, [
-      { args: ['-json', '-details', '-batch', '-'], input: 'link show\naddr show\nroute show\n' },
+      { args: ['-json', '-details', '-batch', '-'], input: 'addr show\nroute show\n' },
     ]);
     assert.deepEqual(
       s.links.map((l) => [l.ifname, l.kind, l.master, l.stpState, l.isolated]),
@@ -56,7 +62,39 @@ describe('Host.netState', () => {
   });
 
   test('an answer missing a command is an error, not an empty host', async () => {
-    const host = new Host(fakeIp(`${LINKS}\n${ADDRS}\n`, []));
-    await assert.rejects(host.netState(), /ip -batch gave 2 answers to 3 commands/);
+    const host = new Host(fakeIp(`${LINKS_ADDRS}\n`, []));
+    await assert.rejects(host.netState(), /ip -batch gave 1 answers to 2 commands/);
+  });
+
+  // Golden: a namespace with a bridge, an isolated tap plugged into it, an unplugged tap and a veth
+  // with a static and a dynamic address, listed by real iproute2 in the same moment both ways.
+  test('real output: the links of `addr show` are those of `ip -json -details link show`', async () => {
+    const batch = readFileSync(join(FIXTURES, 'batch-addr-route.json'), 'utf8');
+    const s = await new Host(fakeIp(batch, [])).netState();
+    const links = await new Host(fakeIp(readFileSync(join(FIXTURES, 'link-show.json'), 'utf8'), [])).links();
+    assert.deepEqual(s.links, links);
+    assert.deepEqual(
+      s.links.map((l) => [l.ifname, l.kind, l.master, l.stpState, l.forwardDelay, l.isolated, l.address]),
+      [
+        ['lo', undefined, undefined, undefined, undefined, undefined, '00:00:00:00:00:00'],
+        ['virbr0', 'bridge', undefined, 0, 0, undefined, '52:54:00:16:54:99'],
+        ['vnet0', 'tun', 'virbr0', undefined, undefined, true, 'fe:54:00:00:00:11'],
+        ['vnet1', 'tun', undefined, undefined, undefined, undefined, 'fe:54:00:00:00:12'],
+        ['eth1p', 'veth', undefined, undefined, undefined, undefined, '02:00:00:00:00:02'],
+        ['eth1', 'veth', undefined, undefined, undefined, undefined, '02:00:00:00:00:01'],
+      ],
+    );
+    assert.deepEqual(s.addrs, [
+      { ifname: 'lo', cidr: '127.0.0.1/8', dynamic: false },
+      { ifname: 'virbr0', cidr: '192.168.122.1/24', dynamic: false },
+      { ifname: 'eth1', cidr: '10.5.0.2/24', dynamic: false },
+      { ifname: 'eth1', cidr: '10.5.0.9/24', dynamic: true },
+    ]);
+    assert.deepEqual(s.routes, [
+      { dst: 'default', gateway: '10.5.0.1', dev: 'eth1', metric: 100 },
+      { dst: '10.5.0.0/24', dev: 'eth1', protocol: 'kernel', scope: 'link', prefsrc: '10.5.0.2' },
+      { dst: '10.6.0.0/24', gateway: '10.5.0.1', dev: 'eth1', protocol: 'static' },
+      { dst: '192.168.122.0/24', dev: 'virbr0', protocol: 'kernel', scope: 'link', prefsrc: '192.168.122.1' },
+    ]);
   });
 });
