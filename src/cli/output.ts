@@ -30,11 +30,12 @@ export function renderResult(r: OpResult): string {
   for (const p of r.plans) {
     if (r.dryRun) out.push(formatPlan(p).trimEnd());
     else if (p.steps.length === 0)
-      out.push(`network ${p.network}: ${p.action === 'start' ? 'running' : 'not running'}, nothing to do`);
-    else
-      out.push(
-        `network ${p.network}: ${p.action === 'start' ? 'started' : 'stopped'} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`,
-      );
+      out.push(`network ${p.network}: ${p.action === 'stop' ? 'not running' : 'running'}, nothing to do`);
+    else {
+      // An update is a running network brought in line (a forward added, a definition changed).
+      const done = { start: 'started', update: 'updated', stop: 'stopped' }[p.action];
+      out.push(`network ${p.network}: ${done} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`);
+    }
   }
   if (out.length === 0) out.push(r.dryRun ? 'nothing to do' : 'no changes');
   return out.join('\n') + '\n';
