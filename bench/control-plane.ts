@@ -210,6 +210,25 @@ function kvmnetApiTool(d: Daemon): Tool {
   };
 }
 
+/** The same bulk form through the API: `POST /api/apply` (the file as JSON) + `POST /api/up`. */
+function kvmnetApiBulkTool(d: Daemon): Pick<Tool, 'name' | 'manyUp' | 'manyDown'> {
+  const post = (path: string, body?: unknown): Promise<unknown> =>
+    d.ok(path, { method: 'POST', ...(body === undefined ? {} : { body }) });
+  return {
+    name: 'kvmnet API apply+up',
+    manyUp: async () => {
+      const networks: Record<string, unknown> = {};
+      for (let i = 0; i < NETS; i++)
+        networks[`kb${i}`] = { mode: 'nat', subnet: `10.77.${i}.0/24`, autostart: true };
+      await post('/api/apply', { networks });
+      await post('/api/up');
+    },
+    manyDown: async () => {
+      await post('/api/apply', { networks: {} });
+    },
+  };
+}
+
 type Samples = Record<string, Partial<Record<Op, number[]>>>;
 
 function push(s: Samples, tool: string, op: Op, x: number): void {
@@ -277,6 +296,7 @@ async function main(): Promise<void> {
     daemon = await Daemon.start(lab);
     tools.push(kvmnetApiTool(daemon));
     const bulk = kvmnetBulkTool(lab);
+    const apiBulk = kvmnetApiBulkTool(daemon);
     // The lab's first `up` would define and start the stock `default` network inside the first
     // timed bulk step; take that first run now and undefine `default` (later `up`s leave it out).
     await lab.kvmnetOk('up');
@@ -289,8 +309,10 @@ async function main(): Promise<void> {
         const tool = tools[(r + i) % tools.length];
         if (tool) await round(tool, samples);
       }
-      push(samples, bulk.name, 'manyUp', await time(() => bulk.manyUp()));
-      push(samples, bulk.name, 'manyDown', await time(() => bulk.manyDown()));
+      for (const b of r % 2 === 0 ? [bulk, apiBulk] : [apiBulk, bulk]) {
+        push(samples, b.name, 'manyUp', await time(() => b.manyUp()));
+        push(samples, b.name, 'manyDown', await time(() => b.manyDown()));
+      }
       note(`round ${r + 1}/${ROUNDS} done`);
     }
     report(samples, typeof lv === 'string' ? lv : null);
@@ -340,16 +362,28 @@ function rows(s: Samples): string[][] {
 const HEAD = ['operation', 'libvirt (virsh)', 'kvmnet CLI', 'kvmnet API', 'CLI / libvirt', 'API / libvirt'];
 
 function bulkLines(s: Samples): string[] {
-  const up = get(s, 'kvmnet apply+up', 'manyUp');
-  const down = get(s, 'kvmnet apply+up', 'manyDown');
   const lvUp = get(s, 'libvirt', 'manyUp');
   const lvDown = get(s, 'libvirt', 'manyDown');
   const r = (a: Stats | null, b: Stats | null): string =>
     a && b ? `; / libvirt ${goal(ratio(a.median, b.median), 0.3)}` : '';
+  const lines = (tool: string, title: string): string[] => {
+    const up = get(s, tool, 'manyUp');
+    const down = get(s, tool, 'manyDown');
+    return [
+      title,
+      `  define+start: ${cell(up)}${r(up, lvUp)}`,
+      `  stop+undefine: ${cell(down)}${r(down, lvDown)}`,
+    ];
+  };
   return [
-    `kvmnet bulk form of the ${NETS}-network cycle (one \`apply -f\` + one \`up\`; one \`apply -f\` to remove):`,
-    `  define+start: ${cell(up)}${r(up, lvUp)}`,
-    `  stop+undefine: ${cell(down)}${r(down, lvDown)}`,
+    ...lines(
+      'kvmnet apply+up',
+      `kvmnet bulk form of the ${NETS}-network cycle, CLI (one \`apply -f\` + one \`up\`; one \`apply -f\` to remove):`,
+    ),
+    ...lines(
+      'kvmnet API apply+up',
+      `the same through the API (\`POST /api/apply\` + \`POST /api/up\`; \`POST /api/apply\` with no networks to remove):`,
+    ),
   ];
 }
 
