@@ -382,7 +382,7 @@ function bulkLines(s: Samples): string[] {
     ),
     ...lines(
       'kvmnet API apply+up',
-      `the same through the API (\`POST /api/apply\` + \`POST /api/up\`; \`POST /api/apply\` with no networks to remove):`,
+      `The same through the API (\`POST /api/apply\` + \`POST /api/up\`; \`POST /api/apply\` with no networks to remove):`,
     ),
   ];
 }
@@ -414,7 +414,8 @@ async function writeDocs(s: Samples, skipped: string | null): Promise<void> {
     skipped ? `\n**libvirt skipped in this run:** ${skipped}\n` : '',
     table(HEAD, rows(s)),
     '',
-    ...bulkLines(s).map((l) => l.replace(/^ {2}/, '- ')),
+    // Each title its own paragraph, its two figures a list under it.
+    ...bulkLines(s).map((l) => (l.startsWith('  ') ? l.replace(/^ {2}/, '- ') : `\n${l}\n`)),
   ].join('\n');
   await writeSection('Control plane vs libvirt (bench/control-plane.ts)', body);
 }
