@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lib/lab.js';
-import { must, Tracked } from '../lib/proc.js';
+import { must } from '../lib/proc.js';
 import { assertRefused } from '../lib/refusal.js';
 
 describe('bad input', () => {
@@ -207,17 +207,7 @@ describe('bad input', () => {
 
   test('a start that fails half-way (dnsmasq cannot bind) rolls back everything', async () => {
     await lab.kvmnetOk('net', 'define', 'lab3', '--subnet', '10.40.0.0/24', '--bridge', 'virbr8');
-    await must('ip', ['netns', 'exec', lab.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
-    const squatter = Tracked.start('ip', [
-      'netns',
-      'exec',
-      lab.hostNs,
-      'socat',
-      'TCP-LISTEN:53,bind=10.40.0.1',
-      '-',
-    ]);
-    lab.tracked.push(squatter);
-    await new Promise((r) => setTimeout(r, 300));
+    const squatter = await lab.squatDns('10.40.0.1');
     const before = await lab.snapshot();
     const r = await lab.kvmnet('net', 'start', 'lab3');
     assert.equal(r.code, 1, r.stderr);

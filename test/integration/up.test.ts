@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lib/lab.js';
-import { must, Tracked } from '../lib/proc.js';
+import { must } from '../lib/proc.js';
 
 describe('up on a host that already uses the stock subnet', () => {
   let lab: Lab;
@@ -73,17 +73,7 @@ describe('up of several networks', () => {
         bridge ?? '',
         '--autostart',
       );
-    await must('ip', ['netns', 'exec', lab.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
-    const squatter = Tracked.start('ip', [
-      'netns',
-      'exec',
-      lab.hostNs,
-      'socat',
-      'TCP-LISTEN:53,bind=10.82.0.1',
-      '-',
-    ]);
-    lab.tracked.push(squatter);
-    await new Promise((r) => setTimeout(r, 300));
+    const squatter = await lab.squatDns('10.82.0.1');
     const r = await lab.kvmnet('up');
     assert.equal(r.code, 1, r.stderr);
     assert.match(

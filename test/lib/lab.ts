@@ -235,6 +235,19 @@ export class Lab {
     return t;
   }
 
+  /**
+   * Something else on TCP port 53 of `ip` in the host namespace (the address need not exist yet:
+   * ip_nonlocal_bind), so that a dnsmasq kvmnet starts there cannot bind: a start that fails
+   * half-way. Stopped by destroy, or earlier with its stop().
+   */
+  async squatDns(ip: string): Promise<Tracked> {
+    await must('ip', ['netns', 'exec', this.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
+    const t = Tracked.start('ip', ['netns', 'exec', this.hostNs, 'socat', `TCP-LISTEN:53,bind=${ip}`, '-']);
+    this.tracked.push(t);
+    await new Promise((r) => setTimeout(r, 300));
+    return t;
+  }
+
   /** The LAN's own DHCP server (like an office router's): 192.168.100.100-199, router .254. */
   lanDhcp(): Tracked {
     const t = Tracked.start('ip', [
