@@ -45,7 +45,7 @@ import {
 } from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
-import { hostUsage, kernelChanges, observe, observeKernel, rescope, type KernelView } from './observe.js';
+import { hostUsage, kernelChanges, observe, relist, rescope, type KernelView } from './observe.js';
 import { Paths } from './paths.js';
 import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
 import { Reverter } from './reverter.js';
@@ -1381,10 +1381,7 @@ export class Engine {
       await this.store.saveApplied(rec);
       stepApplied();
     }
-    // A plan that changed only files and dnsmasq (a reservation) left links, addresses, routes and
-    // nft as observed: the verification re-reads the files and processes alone.
-    const hostTouched = plan.steps.some((s) => s.kind === 'ip' || s.kind === 'nft' || s.kind === 'sysctl');
-    let kernel: KernelView | undefined;
+    let kernel: KernelView;
     try {
       kernel = await this.executeStart(
         plan.steps,
@@ -1392,7 +1389,7 @@ export class Engine {
         (pid) => {
           if (rec.dnsmasq) rec.dnsmasq.pid = pid;
         },
-        hostTouched ? { scope, base: obs } : undefined,
+        { scope, base: obs },
       );
       rec.state = 'active';
       rec.firewall = firewall;
@@ -1412,7 +1409,7 @@ export class Engine {
       );
     }
     reverter.success();
-    const after = await this.verify(def, rec, ports, dnat, peers, kernel ?? (hostTouched ? undefined : obs));
+    const after = await this.verify(def, rec, ports, dnat, peers, kernel);
     await this.verifyBridgeTable(state, name, after);
     if (chain) chain.after = after;
     return plans;
@@ -1458,6 +1455,7 @@ export class Engine {
     };
     const obs = await this.observeFor(scope.defs, scope.applied);
     const allApplied = alone.length ? await this.store.listApplied() : all;
+    const ctx = { paths: this.paths, firewall: this.firewall };
     interface Item {
       def: NetworkDef;
       plan: NetworkPlan;
@@ -1480,7 +1478,6 @@ export class Engine {
       const ports = portsOf(state, def.name);
       const dnat = dnatOf(state, def);
       const peers = peersOf(state, def);
-      const ctx = { paths: this.paths, firewall: this.firewall };
       const { plan, firewall } = planStart(
         def,
         driverFor(def.mode),
@@ -1505,10 +1502,7 @@ export class Engine {
       undefined,
       obs,
     );
-    const side = new Set<Step['kind']>(['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start']);
-    const runnable = items.every((i) =>
-      i.plan.steps.every((x) => side.has(x.kind) && !(x.kind === 'ip' && x.force)),
-    );
+    const runnable = items.every((i) => i.plan.steps.every(runsSideBySide));
     const closed = await Promise.all(items.map((i) => firstUntraversable(this.paths.netRunDir(i.def.name))));
     if (!runnable || closed.some((c) => c !== null)) return oneByOne();
     if (items.length === 0 && !bridgeStep) return [...alonePlans, ...plans];
@@ -1540,7 +1534,7 @@ export class Engine {
       stepApplied();
     }
     const byConf = new Map(items.map((i) => [i.rec.dnsmasq?.confFile, i.rec]));
-    let kernel: KernelView | undefined;
+    let kernel: KernelView;
     try {
       kernel = await this.executeStart(
         steps,
@@ -1577,21 +1571,11 @@ export class Engine {
     }
     reverter.success();
     const recs = new Map(items.map((i) => [i.def.name, i.rec]));
-    const after = await rescope(this.host, this.firewall, this.paths, kernel ?? obs, {
+    const after = await rescope(this.host, this.firewall, this.paths, kernel, {
       defs: batch,
       applied: batch.flatMap((d) => recs.get(d.name) ?? appliedOf.get(d.name) ?? []),
     });
-    const ctx = { paths: this.paths, firewall: this.firewall };
-    for (const i of items) {
-      const { plan } = planStart(i.def, driverFor(i.def.mode), after, i.rec, ctx, i.ports, i.dnat, i.peers);
-      if (plan.steps.length > 0) {
-        throw failure(
-          'verify-failed',
-          `network "${i.def.name}" does not match after apply: ${plan.steps.map((x) => `${x.kind}: ${x.why}`).join('; ')}`,
-          { hint: 'something else changed the host at the same time; run the command again' },
-        );
-      }
-    }
+    for (const i of items) this.checkApplied(i.def, i.rec, i.ports, i.dnat, i.peers, after);
     await this.verifyBridgeTable(
       state,
       batch.map((d) => d.name),
@@ -1841,23 +1825,33 @@ export class Engine {
     }
   }
 
+  /**
+   * Observes the network again from `kernel` (what the kernel reports since the plan's steps:
+   * executeStart lists again only what they changed) with its files and processes read again,
+   * and checks that it now matches (checkApplied).
+   */
   private async verify(
     def: NetworkDef,
     rec: AppliedNetwork,
     ports: PortDef[],
     dnat: DnatEntry[],
     peers: string[],
-    /**
-     * What the kernel reports since the plan's last ip, nft or sysctl step (read while dnsmasq
-     * started), or the observation the plan was made from when it had no such step.
-     */
-    kernel?: KernelView,
+    kernel: KernelView,
   ): Promise<Observed> {
-    const scope = { defs: [def], applied: [rec] };
-    const obs =
-      kernel === undefined
-        ? await this.observeFor(scope.defs, scope.applied)
-        : await rescope(this.host, this.firewall, this.paths, kernel, scope);
+    const obs = await rescope(this.host, this.firewall, this.paths, kernel, { defs: [def], applied: [rec] });
+    this.checkApplied(def, rec, ports, dnat, peers, obs);
+    return obs;
+  }
+
+  /** A network as applied must plan nothing against what was observed after the apply. */
+  private checkApplied(
+    def: NetworkDef,
+    rec: AppliedNetwork,
+    ports: PortDef[],
+    dnat: DnatEntry[],
+    peers: string[],
+    obs: Observed,
+  ): void {
     const ctx = { paths: this.paths, firewall: this.firewall };
     const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
     if (plan.steps.length > 0) {
@@ -1869,7 +1863,6 @@ export class Engine {
         },
       );
     }
-    return obs;
   }
 
   /** table bridge kvmnet (anti-spoofing) for the running networks, plus `start`, minus `stop`. */
@@ -2032,21 +2025,22 @@ export class Engine {
    * exist), the nft transaction and each file write; then the dnsmasq starts, once all of those
    * are done (dnsmasq reads its files and binds to the bridge). A plan with any other kind of step
    * runs in order (execute). Every lane runs to its end before a failure is thrown, so the
-   * reverter holds the undo of everything that was done. With `verify` (the scope and the view
-   * the plan was made from), the kernel's part of the verifying observation is read once the ip,
-   * nft and sysctl steps are done, while dnsmasq starts (dnsmasq changes nothing the kernel
-   * reports): only the parts the steps changed are listed again (kernelChanges).
+   * reverter holds the undo of everything that was done. Returns the kernel's part of the
+   * verifying observation: `verify.base` (the view the plan was made from) with what the steps
+   * changed listed again (kernelChanges), read while dnsmasq starts (dnsmasq changes nothing the
+   * kernel reports).
    */
   private async executeStart(
     steps: Step[],
     reverter: Reverter,
     onPid: (pid: number, confFile: string) => void,
-    verify?: { scope: { defs: NetworkDef[] }; base: KernelView },
-  ): Promise<KernelView | undefined> {
-    const side = new Set<Step['kind']>(['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start']);
-    if (!steps.every((s) => side.has(s.kind) && !(s.kind === 'ip' && s.force))) {
+    verify: { scope: { defs: NetworkDef[] }; base: KernelView },
+  ): Promise<KernelView> {
+    const again = (): Promise<KernelView> =>
+      relist(this.host, this.firewall, verify.scope, verify.base, kernelChanges(steps));
+    if (!steps.every(runsSideBySide)) {
       await this.execute(steps, reverter, onPid);
-      return undefined;
+      return again();
     }
     const bridgeLane = steps.filter(
       (s) => s.kind === 'ip' || s.kind === 'sysctl' || (s.kind === 'nft' && /\bflowtable\b/.test(s.script)),
@@ -2056,18 +2050,13 @@ export class Engine {
       this.execute(bridgeLane, reverter, onPid),
       ...rest.map((s) => this.execute([s], reverter, onPid)),
     ]);
-    const kernel = verify
-      ? observeKernel(this.host, this.firewall, verify.scope, {
-          base: verify.base,
-          changed: kernelChanges(steps),
-        })
-      : undefined;
+    const kernel = again();
     // Awaited below; when a dnsmasq start fails first, its answer is not wanted.
-    kernel?.catch(() => {});
+    kernel.catch(() => {});
     await allDone(
       steps.filter((s) => s.kind === 'dnsmasq-start').map((s) => this.execute([s], reverter, onPid)),
     );
-    return kernel === undefined ? undefined : await kernel;
+    return kernel;
   }
 
   private async execute(
@@ -2189,6 +2178,11 @@ export function mergeSteps(plans: Step[][], bridgeStep: Extract<Step, { kind: 'n
     });
   out.push(...flat.filter((s) => s.kind === 'write'), ...flat.filter((s) => s.kind === 'dnsmasq-start'));
   return out;
+}
+
+/** Step kinds executeStart runs side by side (a forced ip batch, a bridged take-over, runs in order). */
+function runsSideBySide(s: Step): boolean {
+  return ['ip', 'sysctl', 'nft', 'write', 'dnsmasq-start'].includes(s.kind) && !(s.kind === 'ip' && s.force);
 }
 
 /** Waits for every promise to settle, then throws the first failure (if any). */

@@ -1,7 +1,7 @@
 // Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
 // kvmnet's nft tables, sysctls, generated files, recorded processes).
 import type { FirewallBackend } from '../firewall/backend.js';
-import type { Host, LinkInfo } from '../host/host.js';
+import type { Host } from '../host/host.js';
 import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
 import type { HostUsage, NetworkDef } from '../model/network.js';
 import { exists, readOrNull } from './fsutil.js';
@@ -29,30 +29,41 @@ export type KernelView = Omit<Observed, 'sysctls' | 'files' | 'procs'>;
  * The kernel's part of an observation: one ip process and the two nft listings, side by side
  * (spawning them is most of the cost). `rescope` completes it with files and processes.
  */
-export async function observeKernel(
+async function observeKernel(
   host: Host,
   firewall: FirewallBackend,
   scope: { defs: NetworkDef[] },
-  /**
-   * An earlier view and what has changed since: only those parts are listed again (a start that
-   * touched no port re-lists neither links of other networks' taps nor table bridge kvmnet).
-   */
-  since?: { base: KernelView; changed: KernelChanges },
 ): Promise<KernelView> {
-  const again = (part: keyof KernelChanges): boolean => since === undefined || since.changed[part];
   const [net, fw, bridgeTable] = await Promise.all([
-    again('ip') ? host.netState() : undefined,
-    again('inet') ? firewall.observe({ probe: plansNat(scope) }) : since?.base.fw,
-    again('bridge') ? host.nftListTable('bridge', 'kvmnet') : since?.base.bridgeTable,
+    host.netState(),
+    firewall.observe({ probe: plansNat(scope) }),
+    host.nftListTable('bridge', 'kvmnet'),
   ]);
-  const b = since?.base;
-  return {
-    links: net ? new Map(net.links.map((l) => [l.ifname, l])) : (b?.links ?? new Map<string, LinkInfo>()),
-    addrs: net?.addrs ?? b?.addrs ?? [],
-    routes: net?.routes ?? b?.routes ?? [],
-    fw: fw ?? (await firewall.observe({ probe: plansNat(scope) })),
-    bridgeTable,
-  };
+  return { ...netView(net), fw, bridgeTable };
+}
+
+/**
+ * `base` with the parts a plan changed listed again (a start that touched no port re-lists
+ * neither every tap nor table bridge kvmnet); with nothing changed, no process runs.
+ */
+export async function relist(
+  host: Host,
+  firewall: FirewallBackend,
+  scope: { defs: NetworkDef[] },
+  base: KernelView,
+  changed: KernelChanges,
+): Promise<KernelView> {
+  const [net, fw, bridgeTable] = await Promise.all([
+    changed.ip ? host.netState() : undefined,
+    changed.inet ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
+    changed.bridge ? host.nftListTable('bridge', 'kvmnet') : base.bridgeTable,
+  ]);
+  const { links, addrs, routes } = net ? netView(net) : base;
+  return { links, addrs, routes, fw, bridgeTable };
+}
+
+function netView(net: Awaited<ReturnType<Host['netState']>>): Pick<KernelView, 'links' | 'addrs' | 'routes'> {
+  return { links: new Map(net.links.map((l) => [l.ifname, l])), addrs: net.addrs, routes: net.routes };
 }
 
 /** Which parts of the kernel's state a plan changes: links/addresses/routes, and each nft table. */

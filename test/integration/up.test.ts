@@ -55,24 +55,22 @@ describe('up of several networks', () => {
     await lab.destroy();
   });
 
-  const nets = [
+  const nets: Array<[string, string, string]> = [
     ['m1', '10.81.0.0/24', 'kvm1'],
     ['m2', '10.82.0.0/24', 'kvm2'],
     ['m3', '10.83.0.0/24', 'kvm3'],
   ];
 
+  /** Each network's name and state, as `net list` shows them (name order). */
+  const states = async (): Promise<string[][]> =>
+    (await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list')).map((n) => [
+      n.name,
+      n.state,
+    ]);
+
   test('one failing network: the batch is undone, the others start one by one', async () => {
     for (const [name, subnet, bridge] of nets)
-      await lab.kvmnetOk(
-        'net',
-        'define',
-        name ?? '',
-        '--subnet',
-        subnet ?? '',
-        '--bridge',
-        bridge ?? '',
-        '--autostart',
-      );
+      await lab.kvmnetOk('net', 'define', name, '--subnet', subnet, '--bridge', bridge, '--autostart');
     const squatter = await lab.squatDns('10.82.0.1');
     const r = await lab.kvmnet('up');
     assert.equal(r.code, 1, r.stderr);
@@ -84,9 +82,8 @@ describe('up of several networks', () => {
       r.stderr,
       /^error: start of network "m2" failed: dnsmasq did not start: .*10\.82\.0\.1.*Address already in use/m,
     );
-    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
     assert.deepEqual(
-      list.map((n) => [n.name, n.state]),
+      await states(),
       [
         ['default', 'active'],
         ['m1', 'active'],
@@ -104,11 +101,12 @@ describe('up of several networks', () => {
     const r = await lab.kvmnet('up');
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /one by one/);
-    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
-    assert.deepEqual(
-      list.map((n) => n.state),
-      ['active', 'active', 'active', 'active'],
-    );
+    assert.deepEqual(await states(), [
+      ['default', 'active'],
+      ['m1', 'active'],
+      ['m2', 'active'],
+      ['m3', 'active'],
+    ]);
     const nft = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'table', 'inet', 'kvmnet']);
     for (const [name] of nets) assert.match(nft, new RegExp(`chain net_${name}_nat `));
     const check = await lab.kvmnetJson<{ networks: string[]; findings: unknown[] }>('check');
@@ -119,11 +117,12 @@ describe('up of several networks', () => {
     const r = await lab.kvmnet('down');
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /one by one/);
-    const list = await lab.kvmnetJson<Array<{ name: string; state: string }>>('net', 'list');
-    assert.deepEqual(
-      list.map((n) => n.state),
-      ['inactive', 'inactive', 'inactive', 'inactive'],
-    );
+    assert.deepEqual(await states(), [
+      ['default', 'inactive'],
+      ['m1', 'inactive'],
+      ['m2', 'inactive'],
+      ['m3', 'inactive'],
+    ]);
     assert.doesNotMatch(await must('ip', ['-n', lab.hostNs, '-br', 'link']), /virbr0|kvm[123]/);
     const tables = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'tables']);
     assert.doesNotMatch(tables, /kvmnet/);
