@@ -119,11 +119,24 @@ function libvirtTool(lab: Lab): Tool {
   };
 }
 
-/** kvmnet's CLI, one process per operation as with virsh (plus the bulk `apply`/`up` form). */
-function kvmnetCliTool(lab: Lab): Tool {
-  const k = (...args: string[]): Promise<string> => lab.kvmnetOk(...args);
+/** The CLI in `lab`: alone (KVMNET_NO_DAEMON=1) or handing its commands to the lab's `kvmnet serve`. */
+function cli(lab: Lab, alone: boolean): (...args: string[]) => Promise<string> {
+  return async (...args) => {
+    const r = await lab.kvmnetEnv(alone ? { KVMNET_NO_DAEMON: '1' } : {}, ...args);
+    if (r.code !== 0) throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+}
+
+/**
+ * kvmnet's CLI, one process per operation as with virsh: alone (the engine in the CLI's process),
+ * or with `kvmnet serve` running, which it hands start, stop and undefine to as virsh does libvirtd
+ * (src/cli/daemon.ts; define and the reservation stay in the CLI's process).
+ */
+function kvmnetCliTool(lab: Lab, alone: boolean): Tool {
+  const k = cli(lab, alone);
   return {
-    name: 'kvmnet CLI',
+    name: alone ? 'kvmnet CLI' : 'kvmnet CLI+serve',
     define: () => k('net', 'define', 'default', '--subnet', '192.168.122.0/24').then(() => {}),
     start: () => k('net', 'start', 'default').then(() => {}),
     resAdd: () =>
@@ -157,6 +170,7 @@ function kvmnetCliTool(lab: Lab): Tool {
 function kvmnetBulkTool(lab: Lab): Pick<Tool, 'name' | 'manyUp' | 'manyDown'> {
   const file = join(lab.dir, 'many.yaml');
   const empty = join(lab.dir, 'empty.yaml');
+  const k = cli(lab, true);
   return {
     name: 'kvmnet apply+up',
     manyUp: async () => {
@@ -164,12 +178,12 @@ function kvmnetBulkTool(lab: Lab): Pick<Tool, 'name' | 'manyUp' | 'manyDown'> {
       for (let i = 0; i < NETS; i++)
         lines.push(`  kb${i}:`, '    mode: nat', `    subnet: 10.77.${i}.0/24`, '    autostart: true');
       await writeFile(file, lines.join('\n') + '\n');
-      await lab.kvmnetOk('apply', '-f', file);
-      await lab.kvmnetOk('up');
+      await k('apply', '-f', file);
+      await k('up');
     },
     manyDown: async () => {
       await writeFile(empty, 'networks: {}\n');
-      await lab.kvmnetOk('apply', '-f', empty);
+      await k('apply', '-f', empty);
     },
   };
 }
@@ -292,9 +306,9 @@ async function main(): Promise<void> {
     lab = await Lab.create('bcpk');
     if (typeof lv === 'string') note(`libvirt part skipped: ${lv}`);
     else tools.push(libvirtTool(lv.lab));
-    tools.push(kvmnetCliTool(lab));
+    tools.push(kvmnetCliTool(lab, true));
     daemon = await Daemon.start(lab);
-    tools.push(kvmnetApiTool(daemon));
+    tools.push(kvmnetCliTool(lab, false), kvmnetApiTool(daemon));
     const bulk = kvmnetBulkTool(lab);
     const apiBulk = kvmnetApiBulkTool(daemon);
     // The lab's first `up` would define and start the stock `default` network inside the first
@@ -353,13 +367,24 @@ function rows(s: Samples): string[][] {
     OP_LABEL[op],
     cell(get(s, 'libvirt', op)),
     cell(get(s, 'kvmnet CLI', op)),
+    cell(get(s, 'kvmnet CLI+serve', op)),
     cell(get(s, 'kvmnet API', op)),
     ratioCell(s, 'kvmnet CLI', op, GOALS[op]?.cli),
+    ratioCell(s, 'kvmnet CLI+serve', op, GOALS[op]?.cli),
     ratioCell(s, 'kvmnet API', op, GOALS[op]?.api),
   ]);
 }
 
-const HEAD = ['operation', 'libvirt (virsh)', 'kvmnet CLI', 'kvmnet API', 'CLI / libvirt', 'API / libvirt'];
+const HEAD = [
+  'operation',
+  'libvirt (virsh)',
+  'kvmnet CLI alone',
+  'kvmnet CLI, serve running',
+  'kvmnet API',
+  'CLI alone / libvirt',
+  'CLI+serve / libvirt',
+  'API / libvirt',
+];
 
 function bulkLines(s: Samples): string[] {
   const lvUp = get(s, 'libvirt', 'manyUp');
@@ -394,8 +419,8 @@ function report(s: Samples, skipped: string | null): void {
   if (skipped) out.push(`  (libvirt skipped: ${skipped})`);
   for (const row of rows(s)) {
     out.push(`  ${row[0]}:`);
-    out.push(`    libvirt ${row[1]} | CLI ${row[2]} | API ${row[3]}`);
-    out.push(`    CLI/libvirt ${row[4]} | API/libvirt ${row[5]}`);
+    out.push(`    libvirt ${row[1]} | CLI alone ${row[2]} | CLI+serve ${row[3]} | API ${row[4]}`);
+    out.push(`    CLI alone/libvirt ${row[5]} | CLI+serve/libvirt ${row[6]} | API/libvirt ${row[7]}`);
   }
   out.push(...bulkLines(s));
   process.stdout.write(out.join('\n') + '\n');
@@ -407,8 +432,10 @@ async function writeDocs(s: Samples, skipped: string | null): Promise<void> {
     `\`node dist/bench/control-plane.js --write\` (part of \`npm run bench\`), ${machine()}, libvirt ${virshV}.`,
     `Median (min–max) of ${ROUNDS} rounds; each round runs every tool once, the first tool rotating.`,
     "libvirt is Debian's libvirtd in its own lab namespace (warm, `virsh -c qemu:///system`); kvmnet runs",
-    'in another lab, its CLI one process per command (Node.js start-up included), its API over',
-    "`kvmnet serve`'s Unix socket. The reservation is `virsh net-update NET add|delete ip-dhcp-host",
+    'in another lab, its CLI one process per command (Node.js start-up included): alone',
+    '(`KVMNET_NO_DAEMON=1`, the engine in its own process) and with `kvmnet serve` running, which it',
+    'hands start, stop and undefine to, as virsh does libvirtd (define and the reservation stay in the',
+    "CLI's process); its API over `kvmnet serve`'s Unix socket. The bulk CLI form runs alone. The reservation is `virsh net-update NET add|delete ip-dhcp-host",
     '… --live --config` against `kvmnet libvirt interface NET --vm res1 --mac … --ip …` / `kvmnet port del`',
     '(a port without a tap); through the API it is `POST /api/ports` with `"tap": "libvirt"` and `DELETE /api/ports/res1`.',
     skipped ? `\n**libvirt skipped in this run:** ${skipped}\n` : '',

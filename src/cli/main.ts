@@ -14,6 +14,8 @@ import { registerServe } from './serve.js';
 import { registerDoctor } from './doctor.js';
 import { registerDrift } from './drift.js';
 import { json, renderResult } from './output.js';
+import { daemonEngine, daemonSocket, mayDelegate } from './daemon.js';
+import { keepProgress } from '../daemon/progress.js';
 
 export const VERSION = '0.1.0';
 
@@ -23,20 +25,43 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
   // The engine's modules load before a command's action runs, not at start-up: --help, --version
   // and bad usage finish without them.
   let EngineClass: typeof Engine | undefined;
-  program.hook('preAction', async () => {
+  const loadEngine = async (): Promise<void> => {
     EngineClass ??= (await import('../engine/engine.js')).Engine;
+  };
+  // Commands a running daemon can take (ctx.delegable) load the engine only if they run here.
+  const handsOver = new Set<Command>();
+  program.hook('preAction', async (_program, action) => {
+    if (!handsOver.has(action)) await loadEngine();
   });
+  const note = (m: string): void => {
+    process.stderr.write(`kvmnet: ${m}\n`);
+    // In `kvmnet serve`, the request being served also carries it back to its client.
+    keepProgress(m);
+  };
   const ctx: CliContext = {
     engine: () => {
       if (!engine) {
         if (!EngineClass) throw new Error('the engine is used before a command action');
         const o = program.opts<{ stateDir: string; runDir: string }>();
-        engine = new EngineClass({
-          paths: new Paths(o.stateDir, o.runDir),
-          note: (m) => process.stderr.write(`kvmnet: ${m}\n`),
-        });
+        engine = new EngineClass({ paths: new Paths(o.stateDir, o.runDir), note });
       }
       return engine;
+    },
+    delegable: () => {
+      const o = program.opts<{ stateDir: string; runDir: string; daemon: boolean }>();
+      return daemonEngine({
+        socket: mayDelegate(!o.daemon) ? daemonSocket(o.runDir) : undefined,
+        stateDir: o.stateDir,
+        local: async () => {
+          await loadEngine();
+          return ctx.engine();
+        },
+        note,
+      });
+    },
+    handsOver: (c) => {
+      handsOver.add(c);
+      return c;
     },
     json: () => program.opts<{ json: boolean }>().json,
     print: out,
@@ -58,6 +83,11 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
         .default(DEFAULT_RUN_DIR),
     )
     .option('--json', 'machine-readable output (shapes in docs/cli.md)', false)
+    .option(
+      '--no-daemon',
+      'do the work in this process even when `kvmnet serve` runs (also KVMNET_NO_DAEMON=1); by default net ' +
+        'start/stop/undefine/autostart, up and down are handed to it over RUN_DIR/kvmnet.sock',
+    )
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
@@ -74,8 +104,8 @@ Examples:
 See docs/cli.md for every command and its JSON output.`,
     );
 
-  program
-    .command('up')
+  ctx
+    .handsOver(program.command('up'))
     .summary('define the default NAT network (first run) and start every autostart network')
     .description(
       'First run (no kvmnet state yet): define the stock "default" NAT network - bridge virbr0, ' +
@@ -87,12 +117,12 @@ See docs/cli.md for every command and its JSON output.`,
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
-      const r = await ctx.engine().up(o);
+      const r = await ctx.delegable().up(o);
       out(ctx.json() ? json(r) : renderResult(r));
     });
 
-  program
-    .command('down')
+  ctx
+    .handsOver(program.command('down'))
     .summary('stop every running network (definitions kept)')
     .description(
       'Stop every running network, together (one nft transaction, one ip batch; one at a time if that ' +
@@ -100,7 +130,7 @@ See docs/cli.md for every command and its JSON output.`,
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
-      const r = await ctx.engine().down(o);
+      const r = await ctx.delegable().down(o);
       out(ctx.json() ? json(r) : renderResult(r));
     });
 

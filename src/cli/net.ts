@@ -12,6 +12,8 @@ const definitionsFile = () => import('../model/definitions.js');
 import type { NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
 import type { CliContext } from './context.js';
+import type { Delegable } from './daemon.js';
+import { parseConfirmTimeout } from '../model/timeout.js';
 
 export function registerNet(program: Command, ctx: CliContext): void {
   const net = program
@@ -260,14 +262,14 @@ Examples:
     verb: string,
     description: string,
     run: (
-      e: Engine,
+      e: Delegable,
       name: string,
       o: { dryRun: boolean; force: boolean; disable: boolean; confirmTimeout?: number },
     ) => ReturnType<Engine['start']>,
     extra?: (c: Command) => Command,
   ): void => {
-    let c = net
-      .command(verb)
+    let c = ctx
+      .handsOver(net.command(verb))
       .argument('<name>', 'network name')
       .description(description)
       .option('--dry-run', 'print the plan; change nothing', false);
@@ -277,15 +279,8 @@ Examples:
         name: string,
         o: { dryRun: boolean; force?: boolean; disable?: boolean; confirmTimeout?: string },
       ) => {
-        const t = o.confirmTimeout === undefined ? undefined : Number(o.confirmTimeout);
-        if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 600)) {
-          throw inputError(
-            'invalid-timeout',
-            `--confirm-timeout "${o.confirmTimeout}" is not a whole number of seconds from 1 to 600`,
-            'e.g. --confirm-timeout 20',
-          );
-        }
-        const r = await run(ctx.engine(), name, {
+        const t = o.confirmTimeout === undefined ? undefined : parseConfirmTimeout(o.confirmTimeout);
+        const r = await run(ctx.delegable(), name, {
           dryRun: o.dryRun,
           force: o.force ?? false,
           disable: o.disable ?? false,

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import { checkDrift, repairDrift } from '../engine/drift.js';
 import type { KvmnetError } from '../model/errors.js';
+import { parseConfirmTimeout } from '../model/timeout.js';
 import { networkInputOf } from '../model/input.js';
 import type { ForwardInput } from '../model/forward.js';
 import type { PortInput } from '../model/port.js';
@@ -108,7 +109,14 @@ export const routes: Route[] = [
     path: '/api/networks/{name}/start',
     summary: 'start a network (or repair a drifted one)',
     cli: 'kvmnet net start --json',
-    handler: (ctx) => ctx.engine.start(p(ctx, 'name'), { dryRun: ctx.dryRun }),
+    query: { confirmTimeout: 'bridged networks: seconds the gateway may take to answer (1-600, default 20)' },
+    handler: (ctx) => {
+      const raw = ctx.query.get('confirmTimeout');
+      return ctx.engine.start(p(ctx, 'name'), {
+        dryRun: ctx.dryRun,
+        ...(raw === null ? {} : { confirmTimeout: parseConfirmTimeout(raw) }),
+      });
+    },
   },
   {
     method: 'POST',

@@ -91,6 +91,11 @@ export const errorSchema = z
     message: z.string(),
     hint: z.string().optional().describe('what to do about it'),
     field: z.string().optional().describe('the body key at fault, as a dotted path'),
+    kind: z
+      .enum(['input', 'failure'])
+      .describe(
+        'input: refused, nothing changed (the CLI exits 2); failure: on the host, rolled back (exit 1)',
+      ),
   })
   .describe('Every error the API answers: the CLI message and hint.');
 

@@ -5,13 +5,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net';
 import { chmod, readFile, stat, unlink } from 'node:fs/promises';
 import { makeDirs } from '../engine/fsutil.js';
-import { dirname, extname, join, normalize, sep } from 'node:path';
+import { dirname, extname, join, normalize, resolve as resolvePath, sep } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import { describeIssue, issuePath } from '../model/input.js';
 import { failure, inputError, KvmnetError } from '../model/errors.js';
 import { parseIpv4 } from '../model/ipv4.js';
 import { EventHub } from './events.js';
 import { openApiDocument } from './openapi.js';
+import { PROGRESS_HEADER, requestProgress, STATE_DIR_HEADER } from './progress.js';
 import { matchRoute, statusOf } from './routes.js';
 import { derive, sameSecret } from './token.js';
 
@@ -319,20 +320,42 @@ export class ApiServer {
       body = r.data;
     }
     const dryRun = ['1', 'true'].includes(url.searchParams.get('dryRun') ?? '');
+    // A CLI handing its command over (src/cli/daemon.ts) says which state dir it means: another
+    // one than this daemon's, and it is told to do the work itself.
+    const theirs = headerOf(req, STATE_DIR_HEADER);
+    if (theirs !== undefined && resolvePath(theirs) !== resolvePath(this.opts.engine.paths.stateDir)) {
+      return sendError(
+        res,
+        421,
+        inputError(
+          'other-state-dir',
+          `this kvmnet serve uses state dir ${this.opts.engine.paths.stateDir}, not ${theirs}`,
+          'ask the daemon of that state dir, or run the command without one',
+        ),
+      );
+    }
+    const progress: string[] = [];
+    const sendProgress = (): void => {
+      if (progress.length) res.setHeader(PROGRESS_HEADER, encodeURIComponent(JSON.stringify(progress)));
+    };
     try {
-      const result = await route.handler({
-        engine: this.opts.engine,
-        params,
-        query: url.searchParams,
-        body,
-        dryRun,
-        session: { version: this.opts.version, auth, csrf: this.csrf },
-      });
+      const result = await requestProgress.run(progress, () =>
+        route.handler({
+          engine: this.opts.engine,
+          params,
+          query: url.searchParams,
+          body,
+          dryRun,
+          session: { version: this.opts.version, auth, csrf: this.csrf },
+        }),
+      );
       if (write && !dryRun) this.events.poke();
+      sendProgress();
       sendJson(res, route.created && !dryRun ? 201 : 200, JSON.stringify(result ?? null, null, 2));
     } catch (e) {
       if (e instanceof KvmnetError) {
         if (e.code === 'locked') res.setHeader('Retry-After', '1');
+        sendProgress();
         return sendError(res, statusOf(e), e);
       }
       throw e;
@@ -479,6 +502,7 @@ function sendError(res: ServerResponse, status: number, e: KvmnetError): void {
   const o: Record<string, string> = { code: e.code, message: e.message };
   if (e.hint !== undefined) o.hint = e.hint;
   if (e.field !== undefined) o.field = e.field;
+  o.kind = e.kind;
   sendJson(res, status, JSON.stringify(o));
 }
 

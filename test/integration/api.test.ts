@@ -3,7 +3,7 @@
 // nothing, bad JSON and schema violations answered 400 naming the field, the event stream, and the
 // listener's safety rules (socket 0600, remote bind refused, Host checked).
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
@@ -549,6 +549,64 @@ describe('kvmnet serve: the HTTP API', () => {
       back.definitions.map((x) => [x.network, x.change]),
       [['ap1', 'undefine']],
     );
+  });
+
+  test('the CLI hands net start/stop, up and down to this daemon; not with --no-daemon or another state dir', async () => {
+    // With only ip on its PATH (for \`ip netns exec\`: no nft, no dnsmasq), a CLI that succeeds had
+    // the daemon do the work.
+    const bin = join(lab.dir, 'only-ip');
+    await mkdir(bin, { recursive: true });
+    await symlink((await must('sh', ['-c', 'command -v ip'])).trim(), join(bin, 'ip')).catch(() => {});
+    const bare = { PATH: bin };
+    const state = async (): Promise<string> => (await d.ok<{ state: string }>('/api/networks/default')).state;
+    const stop = await lab.kvmnetEnv(bare, 'net', 'stop', 'default');
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /^network default: stopped \(\d+ steps\)\n$/);
+    assert.equal(await state(), 'inactive');
+    const start = await lab.kvmnetEnv(bare, 'net', 'start', 'default');
+    assert.equal(start.code, 0, start.stderr);
+    assert.match(start.stdout, /^network default: started \(\d+ steps\)\n$/);
+    assert.match(start.stderr, /^kvmnet: starting dnsmasq /m, "the daemon's progress notes are printed");
+    assert.equal(await state(), 'active');
+    for (const verb of ['down', 'up']) {
+      const r = await lab.kvmnetEnv(bare, verb, '--json');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { plans: unknown[] }).plans.length, 1, verb);
+    }
+    assert.equal(await state(), 'active');
+
+    // Errors: the same lines, JSON and exit status as when the CLI works alone.
+    for (const args of [
+      ['net', 'start', 'nosuch'],
+      ['net', 'start', 'nosuch', '--json'],
+    ]) {
+      const alone = await lab.kvmnetEnv({}, '--no-daemon', ...args);
+      const handed = await lab.kvmnetEnv(bare, ...args);
+      assert.equal(alone.code, 2);
+      assert.deepEqual([handed.code, handed.stdout, handed.stderr], [alone.code, alone.stdout, alone.stderr]);
+    }
+
+    // --no-daemon, KVMNET_NO_DAEMON=1: done here, where nft is missing: refused, nothing changed.
+    const before = await lab.snapshot();
+    for (const [env, args] of [
+      [bare, ['--no-daemon']],
+      [{ ...bare, KVMNET_NO_DAEMON: '1' }, []],
+    ] as const) {
+      const r = await lab.kvmnetEnv(env, ...args, 'net', 'stop', 'default');
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: nft is not installed/m);
+    }
+    // Another state dir: the daemon answers 421 and the CLI works alone, where default is unknown.
+    const other = await lab.kvmnetEnv(
+      { ...bare, KVMNET_STATE_DIR: join(lab.dir, 'other-state') },
+      'net',
+      'stop',
+      'default',
+    );
+    assert.equal(other.code, 2, other.stderr);
+    assert.match(other.stderr, /^error: network "default" is not defined/);
+    assert.deepEqual(await lab.snapshot(), before);
+    assert.equal(await state(), 'active');
   });
 });
 

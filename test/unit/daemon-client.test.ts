@@ -1,0 +1,191 @@
+// The CLI's hand-over to `kvmnet serve` (src/cli/daemon.ts) against a stand-in daemon on a Unix
+// socket: what is asked, how answers, errors and progress notes come back, and when the CLI does
+// the work itself instead (no daemon, a stale socket, a daemon of another state dir, opted out).
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { daemonEngine, mayDelegate, type Delegable } from '../../src/cli/daemon.js';
+import { KvmnetError } from '../../src/model/errors.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  stateDir: string | undefined;
+  body: string;
+}
+
+type Reply = (req: Seen, res: ServerResponse) => void;
+
+/** Local engine stand-in: records the calls that reach it. */
+function localRecorder(calls: string[]): Delegable {
+  const r = (what: string) => () => {
+    calls.push(what);
+    return Promise.resolve({ dryRun: false, definitions: [], plans: [], notes: ['local'] });
+  };
+  return {
+    start: r('start'),
+    stop: r('stop'),
+    undefine: r('undefine'),
+    setAutostart: r('setAutostart'),
+    up: r('up'),
+    down: r('down'),
+  };
+}
+
+describe('the CLI hands commands to kvmnet serve', () => {
+  let dir: string;
+  let socket: string;
+  let server: Server;
+  let reply: Reply = () => {};
+  const seen: Seen[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kvmnet-daemon-client-'));
+    socket = join(dir, 'kvmnet.sock');
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const s: Seen = {
+          method: req.method ?? '',
+          url: req.url ?? '',
+          stateDir: req.headers['x-kvmnet-state-dir'] as string | undefined,
+          body: Buffer.concat(chunks).toString('utf8'),
+        };
+        seen.push(s);
+        reply(s, res);
+      });
+    });
+    await new Promise<void>((r) => server.listen(socket, () => r()));
+  });
+  after(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const engine = (calls: string[], notes: string[], sock: string | undefined = socket): Delegable =>
+    daemonEngine({
+      socket: sock,
+      stateDir: '/var/lib/kvmnet/',
+      local: () => Promise.resolve(localRecorder(calls)),
+      note: (m) => notes.push(m),
+    });
+
+  test('each verb is one request on its route, naming the state dir; the answer is returned as is', async () => {
+    const answer = { dryRun: true, definitions: [], plans: [{ network: 'a b', steps: [] }], notes: [] };
+    reply = (_s, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-kvmnet-progress': encodeURIComponent(JSON.stringify(['starting dnsmasq (é)'])),
+      });
+      res.end(JSON.stringify(answer));
+    };
+    seen.length = 0;
+    const calls: string[] = [];
+    const notes: string[] = [];
+    const e = engine(calls, notes);
+    assert.deepEqual(await e.start('a b', { dryRun: true, confirmTimeout: 7 }), answer);
+    await e.stop('n', { dryRun: false });
+    await e.undefine('n', { force: true, dryRun: false });
+    await e.setAutostart('n', false, { dryRun: false });
+    await e.up({ dryRun: false });
+    await e.down({ dryRun: true });
+    assert.deepEqual(
+      seen.map((s) => `${s.method} ${s.url} ${s.body}`),
+      [
+        'POST /api/networks/a%20b/start?confirmTimeout=7&dryRun=1 ',
+        'POST /api/networks/n/stop ',
+        'DELETE /api/networks/n?force=1 ',
+        'PUT /api/networks/n/autostart {"enabled":false}',
+        'POST /api/up ',
+        'POST /api/down?dryRun=1 ',
+      ],
+    );
+    assert.ok(
+      seen.every((s) => s.stateDir === '/var/lib/kvmnet'),
+      'the state dir is sent, absolute and normalised',
+    );
+    assert.deepEqual(calls, [], 'nothing ran locally');
+    assert.equal(notes.length, 6, 'each answer carried its progress note');
+    assert.equal(notes[0], 'starting dnsmasq (é)');
+  });
+
+  test("the daemon's errors keep their code, hint, field and kind (exit 2 or 1)", async () => {
+    const cases: Array<[number, Record<string, string>, number]> = [
+      [404, { code: 'unknown-network', message: 'network "x" is not defined', hint: 'h', kind: 'input' }, 2],
+      [503, { code: 'locked', message: 'held', hint: 'h', kind: 'failure' }, 1],
+      [409, { code: 'bridge-taken', message: 'm', hint: 'h', kind: 'failure' }, 1],
+      [500, { code: 'start-failed', message: 'm', hint: 'h' }, 1],
+      [400, { code: 'invalid-timeout', message: 'm', hint: 'h', field: 'f' }, 2],
+    ];
+    for (const [status, body, exit] of cases) {
+      reply = (_s, res) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      const calls: string[] = [];
+      await assert.rejects(engine(calls, []).start('x', { dryRun: false }), (e: unknown) => {
+        assert.ok(e instanceof KvmnetError);
+        assert.equal(e.code, body.code);
+        assert.equal(e.message, body.message);
+        assert.equal(e.hint, body.hint);
+        assert.equal(e.field, body.field);
+        assert.equal(e.exitCode, exit, `${status} ${body.code}`);
+        return true;
+      });
+      assert.deepEqual(calls, [], 'an error is not a reason to run it again locally');
+    }
+  });
+
+  test('a daemon of another state dir (421): the work is done here, and the daemon is not asked again', async () => {
+    reply = (_s, res) => {
+      res.writeHead(421, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code: 'other-state-dir', message: 'm', hint: 'h', kind: 'input' }));
+    };
+    seen.length = 0;
+    const calls: string[] = [];
+    const e = engine(calls, []);
+    const r = await e.stop('n', { dryRun: false });
+    assert.deepEqual(r.notes, ['local']);
+    await e.up({ dryRun: false });
+    assert.deepEqual(calls, ['stop', 'up']);
+    assert.equal(seen.length, 1);
+  });
+
+  test('no daemon: no socket file, a stale socket nobody listens on, or no socket given', async () => {
+    // A daemon killed with SIGKILL leaves its socket file behind: connections to it are refused.
+    const stale = join(dir, 'stale.sock');
+    const script = `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`;
+    spawnSync(process.execPath, ['-e', script]);
+    assert.ok((await stat(stale)).isSocket(), 'the stale socket file is there');
+    for (const sock of [join(dir, 'missing.sock'), stale, undefined]) {
+      const calls: string[] = [];
+      await engine(calls, [], sock).start('n', { dryRun: false });
+      assert.deepEqual(calls, ['start'], String(sock));
+    }
+  });
+
+  test('a lost connection after the request was sent is an error (the daemon may have done it)', async () => {
+    reply = (_s, res) => res.socket?.destroy();
+    const calls: string[] = [];
+    await assert.rejects(engine(calls, []).stop('n', { dryRun: false }), (e: unknown) => {
+      assert.ok(e instanceof KvmnetError);
+      assert.equal(e.code, 'daemon-lost');
+      assert.equal(e.exitCode, 1);
+      return true;
+    });
+    assert.deepEqual(calls, []);
+  });
+
+  test('who may hand over: not with --no-daemon, KVMNET_NO_DAEMON=1 or the crash-test hook', () => {
+    assert.equal(mayDelegate(false, {}), true);
+    assert.equal(mayDelegate(false, { KVMNET_NO_DAEMON: '0' }), true);
+    assert.equal(mayDelegate(true, {}), false);
+    assert.equal(mayDelegate(false, { KVMNET_NO_DAEMON: '1' }), false);
+    assert.equal(mayDelegate(false, { KVMNET_TEST_CRASH_AFTER_STEP: '3' }), false);
+  });
+});
