@@ -1,6 +1,7 @@
-// The CLI hands the commands that start and stop networks to a running `kvmnet serve`, as virsh
-// hands its commands to libvirtd: `net start`, `net stop`, `net undefine`, `net autostart`, `up`
-// and `down` become one request on the daemon's Unix socket (RUN_DIR/kvmnet.sock), so the work is
+// The CLI hands the commands that start and stop networks and add and remove ports to a running
+// `kvmnet serve`, as virsh hands its commands to libvirtd: `net start`, `net stop`, `net undefine`,
+// `net autostart`, `up`, `down`, `port add`, `port del` and `libvirt interface` become a request on
+// the daemon's Unix socket (RUN_DIR/kvmnet.sock), so the work is
 // done by an engine that is already loaded and warm, and the daemon's page and event stream see it
 // at once. The answer is what the engine returns (the API answers what the CLI's --json prints), so
 // the output, the errors and the exit status are the same; the progress notes the daemon's engine
@@ -18,7 +19,10 @@ import { failure, KvmnetError } from '../model/errors.js';
 import { PROGRESS_HEADER, STATE_DIR_HEADER } from '../daemon/progress.js';
 
 /** The engine calls a daemon can take over: the same signatures, answered by the API. */
-export type Delegable = Pick<Engine, 'start' | 'stop' | 'undefine' | 'setAutostart' | 'up' | 'down'>;
+export type Delegable = Pick<
+  Engine,
+  'start' | 'stop' | 'undefine' | 'setAutostart' | 'up' | 'down' | 'portAdd' | 'portDel' | 'libvirtInterface'
+>;
 
 type Answer = { kind: 'answer'; status: number; body: unknown; progress: string[] } | { kind: 'absent' };
 
@@ -179,6 +183,37 @@ export function daemonEngine(opts: {
       either(
         () => ask('POST', '/api/down', o.dryRun),
         (e) => e.down(o),
+      ),
+    portAdd: (input, o) =>
+      either(
+        () => ask('POST', '/api/ports', o.dryRun, input),
+        (e) => e.portAdd(input, o),
+      ),
+    portDel: (ref, network, o) =>
+      either(
+        () =>
+          ask(
+            'DELETE',
+            network === undefined
+              ? `/api/ports/${encodeURIComponent(ref)}`
+              : `/api/ports/${encodeURIComponent(ref)}?network=${encodeURIComponent(network)}`,
+            o.dryRun,
+          ),
+        (e) => e.portDel(ref, network, o),
+      ),
+    // A port whose tap libvirt makes, and the bridge its <interface> names.
+    libvirtInterface: (input, o) =>
+      either(
+        async () => {
+          type R = Awaited<ReturnType<Engine['libvirtInterface']>>;
+          const r = await ask<Omit<R, 'bridge'>>('POST', '/api/ports', o.dryRun, {
+            ...input,
+            tap: 'libvirt',
+          });
+          const { bridge } = await ask<{ bridge: string }>('GET', net(input.network), false);
+          return { ...r, bridge };
+        },
+        (e) => e.libvirtInterface(input, o),
       ),
   };
 }

@@ -38,7 +38,8 @@ export function registerLibvirt(program: Command, ctx: CliContext): void {
         'which tap each running domain has, so `show`, `leases` and forwards name the domain.',
     );
 
-  lv.command('interface')
+  ctx
+    .handsOver(lv.command('interface'))
     .argument('<network>', 'network name')
     .requiredOption('--vm <name>', 'the domain (a DNS label: it becomes the guest name in the DNS)')
     .option('--mac <mac>', "the guest's MAC (default: a random unique 52:54:00:xx:xx:xx)")
@@ -72,7 +73,7 @@ With the hook installed (kvmnet libvirt hook install), kvmnet learns the tap whe
         const input: PortInput = { network, vm: o.vm, model: o.model };
         if (o.mac !== undefined) input.mac = o.mac;
         if (o.ip !== undefined) input.ip = o.ip;
-        const r = await ctx.engine().libvirtInterface(input, { dryRun: o.dryRun });
+        const r = await ctx.delegable().libvirtInterface(input, { dryRun: o.dryRun });
         const { renderInterfaceXml, virtInstallNetwork } = await import('../model/domain.js');
         const xml = renderInterfaceXml(r.bridge, r.port.mac, r.port.model);
         const virtInstall = virtInstallNetwork(r.bridge, r.port.mac, r.port.model);

@@ -86,7 +86,8 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option(
       '--no-daemon',
       'do the work in this process even when `kvmnet serve` runs (also KVMNET_NO_DAEMON=1); by default net ' +
-        'start/stop/undefine/autostart, up and down are handed to it over RUN_DIR/kvmnet.sock',
+        'start/stop/undefine/autostart, up, down, port add/del and libvirt interface are handed to it over ' +
+        'RUN_DIR/kvmnet.sock',
     )
     .showSuggestionAfterError(true)
     .addHelpText(

@@ -25,8 +25,8 @@ export function registerPort(program: Command, ctx: CliContext): void {
         "the tap's MAC is the guest's with the first byte set to fe. A VM's ports are VM/net0, VM/net1, ... across networks.",
     );
 
-  port
-    .command('add')
+  ctx
+    .handsOver(port.command('add'))
     .argument('<network>', 'network name')
     .requiredOption('--vm <name>', "the VM (a DNS label: it becomes the guest's name in the network's DNS)")
     .option('--mac <mac>', "the guest's MAC (default: a random unique 52:54:00:xx:xx:xx)")
@@ -86,7 +86,7 @@ Example:
         if (o.isolated) input.isolated = true;
         if (o.mac !== undefined) input.mac = o.mac;
         if (o.ip !== undefined) input.ip = o.ip;
-        const r = await ctx.engine().portAdd(input, { dryRun: o.dryRun });
+        const r = await ctx.delegable().portAdd(input, { dryRun: o.dryRun });
         if (ctx.json()) return ctx.print(json(r));
         ctx.print((o.dryRun ? renderResult(r) : '') + portLine(r.port));
       },
@@ -211,14 +211,14 @@ Example:
       },
     );
 
-  port
-    .command('del')
+  ctx
+    .handsOver(port.command('del'))
     .argument('<port>', REF_HELP)
     .option('--network <name>', "pick the VM's port on this network")
     .option('--dry-run', 'print the plan; change nothing', false)
     .description('Remove a port, its tap and its reservation. A guest still using the tap loses its cable.')
     .action(async (ref: string, o: { network?: string; dryRun: boolean }) => {
-      const r = await ctx.engine().portDel(ref, o.network, { dryRun: o.dryRun });
+      const r = await ctx.delegable().portDel(ref, o.network, { dryRun: o.dryRun });
       ctx.print(
         ctx.json() ? json(r) : o.dryRun ? renderResult(r) : `${r.port.name} (${r.port.id}): removed\n`,
       );

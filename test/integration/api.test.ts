@@ -551,7 +551,7 @@ describe('kvmnet serve: the HTTP API', () => {
     );
   });
 
-  test('the CLI hands net start/stop, up and down to this daemon; not with --no-daemon or another state dir', async () => {
+  test('the CLI hands net start/stop, up, down and port add/del to this daemon; not with --no-daemon or another state dir', async () => {
     // With only ip on its PATH (for \`ip netns exec\`: no nft, no dnsmasq), a CLI that succeeds had
     // the daemon do the work.
     const bin = join(lab.dir, 'only-ip');
@@ -574,6 +574,23 @@ describe('kvmnet serve: the HTTP API', () => {
       assert.equal((JSON.parse(r.stdout) as { plans: unknown[] }).plans.length, 1, verb);
     }
     assert.equal(await state(), 'active');
+
+    // Ports: add (its tap is made), a libvirt port (its <interface> names the bridge), delete.
+    const add = await lab.kvmnetEnv(bare, 'port', 'add', 'default', '--vm', 'handed', '--json');
+    assert.equal(add.code, 0, add.stderr);
+    const tap = (JSON.parse(add.stdout) as { port: { name: string } }).port.name;
+    const link = JSON.parse((await lab.exec(lab.hostNs, ['ip', '-j', 'link', 'show', tap])).stdout) as Array<{
+      master?: string;
+    }>;
+    assert.equal(link[0]?.master, 'virbr0', 'the tap is on the bridge');
+    const lv = await lab.kvmnetEnv(bare, 'libvirt', 'interface', 'default', '--vm', 'handedlv');
+    assert.equal(lv.code, 0, lv.stderr);
+    assert.match(lv.stdout, /<source bridge='virbr0'\/>/);
+    for (const ref of [tap, 'handedlv/net0']) {
+      const del = await lab.kvmnetEnv(bare, 'port', 'del', ref);
+      assert.equal(del.code, 0, del.stderr);
+    }
+    assert.notEqual((await lab.exec(lab.hostNs, ['ip', 'link', 'show', tap])).code, 0, 'the tap is gone');
 
     // Errors: the same lines, JSON and exit status as when the CLI works alone.
     for (const args of [

@@ -33,6 +33,9 @@ function localRecorder(calls: string[]): Delegable {
     setAutostart: r('setAutostart'),
     up: r('up'),
     down: r('down'),
+    portAdd: r('portAdd') as unknown as Delegable['portAdd'],
+    portDel: r('portDel') as unknown as Delegable['portDel'],
+    libvirtInterface: r('libvirtInterface') as unknown as Delegable['libvirtInterface'],
   };
 }
 
@@ -94,6 +97,17 @@ describe('the CLI hands commands to kvmnet serve', () => {
     await e.setAutostart('n', false, { dryRun: false });
     await e.up({ dryRun: false });
     await e.down({ dryRun: true });
+    await e.portAdd({ network: 'n', vm: 'v', ip: '10.0.0.5' }, { dryRun: false });
+    await e.portDel('v/net0', 'n', { dryRun: true });
+    await e.portDel('vnet3', undefined, { dryRun: false });
+    reply = (s, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(s.method === 'GET' ? { name: 'n', bridge: 'virbr7' } : answer));
+    };
+    assert.deepEqual(await e.libvirtInterface({ network: 'n', vm: 'v' }, { dryRun: false }), {
+      ...answer,
+      bridge: 'virbr7',
+    });
     assert.deepEqual(
       seen.map((s) => `${s.method} ${s.url} ${s.body}`),
       [
@@ -103,6 +117,11 @@ describe('the CLI hands commands to kvmnet serve', () => {
         'PUT /api/networks/n/autostart {"enabled":false}',
         'POST /api/up ',
         'POST /api/down?dryRun=1 ',
+        'POST /api/ports {"network":"n","vm":"v","ip":"10.0.0.5"}',
+        'DELETE /api/ports/v%2Fnet0?network=n&dryRun=1 ',
+        'DELETE /api/ports/vnet3 ',
+        'POST /api/ports {"network":"n","vm":"v","tap":"libvirt"}',
+        'GET /api/networks/n ',
       ],
     );
     assert.ok(
@@ -110,7 +129,7 @@ describe('the CLI hands commands to kvmnet serve', () => {
       'the state dir is sent, absolute and normalised',
     );
     assert.deepEqual(calls, [], 'nothing ran locally');
-    assert.equal(notes.length, 6, 'each answer carried its progress note');
+    assert.equal(notes.length, 9, 'each answer with a progress header carried its note');
     assert.equal(notes[0], 'starting dnsmasq (é)');
   });
 
