@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
 import type { AppliedFirewall, FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
-import { Host } from '../host/host.js';
+import { Host, type LinkInfo } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
 import { failure, inputError, KvmnetError, own } from '../model/errors.js';
 import { formatCidr, formatIpv4, overlaps, parseCidr, parseIpv4 } from '../model/ipv4.js';
@@ -45,9 +45,25 @@ import {
 } from './fsutil.js';
 import { stepApplied } from './crash.js';
 import { acquireLock } from './lock.js';
-import { hostUsage, kernelChanges, observe, relist, rescope, type KernelView } from './observe.js';
+import {
+  hostUsage,
+  kernelChanges,
+  observe,
+  observeLocal,
+  relist,
+  rescope,
+  type KernelView,
+} from './observe.js';
 import { Paths } from './paths.js';
-import { planStart, planStop, runningDnsmasq, type NetworkPlan, type Observed, type Step } from './plan.js';
+import {
+  dnsmasqFiles,
+  planStart,
+  planStop,
+  runningDnsmasq,
+  type NetworkPlan,
+  type Observed,
+  type Step,
+} from './plan.js';
 import { Reverter } from './reverter.js';
 import { Store, type AppliedNetwork, type StateData } from './store.js';
 import {
@@ -71,7 +87,7 @@ import {
 import { readLeases, type Lease } from './leases.js';
 import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
-import { joinBridgeStep, planBridgeTable } from './spoof.js';
+import { joinBridgeStep, planBridgePortDelta, planBridgeTable } from './spoof.js';
 import { normalizeMac } from '../model/mac.js';
 import { compareNames, compareNatural } from '../model/order.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
@@ -133,6 +149,16 @@ export interface OpResult {
 }
 
 const DEFAULT_CANDIDATES = Array.from({ length: 133 }, (_, i) => `192.168.${122 + i}.0/24`);
+
+/** A planned port delta (Engine.planPortDelta): its plan and what verifyPortDelta reads back. */
+interface PortDelta {
+  plan: NetworkPlan;
+  port: PortDef;
+  adding: boolean;
+  def: NetworkDef;
+  /** The reservation files as written: path, content. */
+  files: Array<[string, string]>;
+}
 
 export class Engine {
   readonly paths: Paths;
@@ -615,6 +641,18 @@ export class Engine {
         const notes = [`port ${portId(same)} already exists as asked; its host objects were checked`];
         return { dryRun: opts.dryRun, definitions: [], plans, notes, port: portView(same) };
       }
+      // On a running network, the port delta: the tap name is picked from the stored ports and
+      // checked alone (planPortDelta gives up when a link of that name exists: the full path then
+      // picks the next free one, as it would have).
+      const quick = buildPort(input, { net, ports: Object.values(state.ports), links: new Set() });
+      const quickNext: StateData = { ...state, ports: { ...state.ports, [portKey(quick)]: quick } };
+      const delta = await this.planPortDelta(state, quickNext, quick, true);
+      if (delta) {
+        const plans = await this.withIntent(state, quickNext, opts.dryRun, () =>
+          this.runPortDelta(delta, opts.dryRun, () => this.syncNetwork(quickNext, net.name, false)),
+        );
+        return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(quick) };
+      }
       // One observation serves the name check and the plan (nothing changes the host in between).
       const obs = await this.observeNetwork(net);
       const port = buildPort(input, {
@@ -695,12 +733,19 @@ export class Engine {
       const port = Engine.resolvePort(state, ref, network);
       const next: StateData = { ...state, ports: { ...state.ports } };
       delete next.ports[portKey(port)];
-      Engine.checkForwardsResolve(next, port.network, `port ${portId(port)} is removed`);
-      const obs = await this.observeNetwork(Engine.getDef(state, port.network));
-      const plans = [await this.deleteTaps(port.network, [port], opts.dryRun, obs)];
-      // Deleting a tap changes the host: then the sync observes again.
-      const fresh = plans[0]?.steps.length === 0 || opts.dryRun ? obs : undefined;
-      plans.push(...(await this.syncNetwork(next, port.network, opts.dryRun, fresh)));
+      Engine.checkForwardsResolve(next, port.network, `port ${portId(port)} is removed`, port.vm);
+      const full = async (dryRun: boolean, pre?: Observed): Promise<NetworkPlan[]> => {
+        const obs = pre ?? (await this.observeNetwork(Engine.getDef(state, port.network)));
+        const plans = [await this.deleteTaps(port.network, [port], dryRun, obs)];
+        // Deleting a tap changes the host: then the sync observes again.
+        const fresh = plans[0]?.steps.length === 0 || dryRun ? obs : undefined;
+        plans.push(...(await this.syncNetwork(next, port.network, dryRun, fresh)));
+        return plans;
+      };
+      const delta = await this.planPortDelta(state, next, port, false);
+      const plans = delta
+        ? await this.runPortDelta(delta, opts.dryRun, () => full(false))
+        : await full(opts.dryRun);
       if (!opts.dryRun) await this.store.save(next);
       return { dryRun: opts.dryRun, definitions: [], plans, notes: [], port: portView(port) };
     });
@@ -1075,13 +1120,24 @@ export class Engine {
     return [plan];
   }
 
-  /** Refuses a change after which a forward to a VM on `network` would have no address to reach. */
-  private static checkForwardsResolve(state: StateData, network: string, what: string): void {
+  /**
+   * Refuses a change after which a forward to a VM on `network` would have no address to reach.
+   * With `vm`, only the forwards to that VM are checked (removing one of its ports changes no
+   * other forward's target): a pass over the forwards, not a sort and a check of each.
+   */
+  private static checkForwardsResolve(state: StateData, network: string, what: string, vm?: string): void {
     const net = own(state.networks, network);
     if (!net) return;
-    for (const f of forwardsOf(state, network)) {
+    const ports = Object.values(state.ports);
+    const forwards =
+      vm === undefined
+        ? forwardsOf(state, network)
+        : Object.values(state.forwards)
+            .filter((f) => f.network === network && f.target === vm)
+            .sort(compareForwards);
+    for (const f of forwards) {
       try {
-        targetAddress(f, { net, ports: Object.values(state.ports) });
+        targetAddress(f, { net, ports });
       } catch {
         throw inputError(
           'forward-depends',
@@ -1178,6 +1234,162 @@ export class Engine {
       `no port or VM named "${ref}"${network ? ` on network "${network}"` : ''}`,
       'see `kvmnet port list`',
     );
+  }
+
+  /**
+   * The port delta (issue 9, part 2): one port added to or removed from a running network, with
+   * only the port's own objects observed, planned, applied and verified: its tap (`ip link show dev`,
+   * not every link), its anti-spoofing elements in table bridge kvmnet (planBridgePortDelta, from
+   * the stored state: the table is not listed), the network's two reservation files and dnsmasq's
+   * SIGHUP. Table inet kvmnet (the forwards) does not depend on ports and is not read. So the cost
+   * does not grow with the ports and forwards present, but for the state file (load, save) and
+   * the reservation files (rewritten whole), both plain file I/O. `before` and `after` differ in
+   * `port` alone.
+   *
+   * Null when the full reconcile (startLocked) must do it, before anything changes: the network is
+   * not simply running as defined (stopped, half-started, redefined since its start, bridged or
+   * on a host bridge); a forward reaches the port's VM by name (its target may move); the port is
+   * the network's first or last checked one (a chain or set of table bridge kvmnet comes or goes);
+   * or what the change touches looks drifted (the new tap's name taken by a link, dnsmasq not
+   * running or its configuration not as rendered), which is noted. Drift of the port's elements
+   * shows when the transaction runs (runPortDelta). Drift elsewhere in the network (its bridge,
+   * table inet kvmnet, other ports) is not looked at: `check` and `net start` find and repair it,
+   * as they do after a forward delta.
+   */
+  private async planPortDelta(
+    before: StateData,
+    after: StateData,
+    port: PortDef,
+    adding: boolean,
+  ): Promise<PortDelta | null> {
+    const name = port.network;
+    const def = Engine.getDef(after, name);
+    const applied = await this.store.loadApplied(name);
+    if (
+      !applied ||
+      applied.state !== 'active' ||
+      applied.uplink ||
+      applied.hostBridge ||
+      driverFor(def.mode).capabilities.uplink ||
+      JSON.stringify(applied.def) !== JSON.stringify(def)
+    )
+      return null;
+    if (Object.values(before.forwards).some((f) => f.network === name && f.target === port.vm)) return null;
+    const drifted = (why: string): null => {
+      this.note(`${why}; reconciling network "${name}" in full`);
+      return null;
+    };
+    // A libvirt port's tap is libvirt's (planPorts leaves it alone): it is not looked at.
+    const tapName = isLibvirtPort(port) || port.name === '' ? null : port.name;
+    const [tap, local, running] = await Promise.all([
+      tapName === null ? null : this.host.link(tapName),
+      observeLocal(this.host, this.paths, { defs: [def], applied: [applied] }),
+      this.store.listApplied(),
+    ]);
+    if (adding && tap) return drifted(`a link named ${tap.ifname} exists`);
+    const want = dnsmasqFiles(def, this.paths, portsOf(after, name));
+    const confFile = this.paths.dnsmasqConf(name);
+    for (const path of [confFile, this.paths.leaseHook(name)]) {
+      if (want.has(path) && local.files.get(path) !== want.get(path))
+        return drifted(`${path} is not as rendered`);
+    }
+    const pid = runningDnsmasq(applied, local, confFile);
+    if (pid === undefined) return drifted(`dnsmasq of network "${name}" is not running`);
+    const bridge = await planBridgePortDelta(
+      this.paths,
+      before,
+      after,
+      new Set(running.map((a) => a.network)),
+      `anti-spoofing elements of port ${portId(port)}`,
+    );
+    if (!bridge) return null;
+
+    const links = new Map<string, LinkInfo>(tap ? [[tap.ifname, tap]] : []);
+    const steps: Step[] = adding
+      ? planPorts([port], def.bridge, { links }, def.mtu)
+      : tap
+        ? [{ kind: 'ip', why: `delete port ${portId(port)}`, lines: [`link del dev ${port.name}`], undo: [] }]
+        : [];
+    if (bridge.step) steps.push(bridge.step);
+    const files = [this.paths.dhcpHostsFile(name), this.paths.hostsFile(name)];
+    let reload = false;
+    for (const path of files) {
+      const content = want.get(path) ?? '';
+      if (local.files.get(path) === content) continue;
+      const why = local.files.get(path) == null ? 'missing' : 'content differs';
+      steps.push({ kind: 'write', why, path, content });
+      reload = true;
+    }
+    if (reload) steps.push({ kind: 'dnsmasq-reload', why: 'host reservations changed', pid });
+    return {
+      plan: { network: name, action: 'update', steps },
+      port,
+      adding,
+      def,
+      files: files.map((f) => [f, want.get(f) ?? '']),
+    };
+  }
+
+  /**
+   * Applies a port delta (unless dryRun) as one unit: on failure what ran is undone (Reverter) and,
+   * when that succeeded, `full` (the full reconcile) does the change instead, noted: a failing
+   * step is what drift of the port's objects looks like (an element to delete already gone, one
+   * to add held with another value). Then only what the delta changed is read back.
+   */
+  private async runPortDelta(
+    d: PortDelta,
+    dryRun: boolean,
+    full: () => Promise<NetworkPlan[]>,
+  ): Promise<NetworkPlan[]> {
+    if (dryRun) return [d.plan];
+    const name = d.plan.network;
+    const reverter = new Reverter();
+    try {
+      await removeStaleTemps(this.paths.netRunDir(name));
+      await this.execute(d.plan.steps, reverter, () => {});
+    } catch (e) {
+      const undoFailures = await reverter.revert();
+      const msg = e instanceof Error ? e.message : String(e);
+      if (undoFailures.length)
+        throw failure('apply-failed', `${msg}; rollback incomplete: ${undoFailures.join('; ')}`, {
+          cause: e,
+        });
+      this.note(`port ${portId(d.port)}: ${msg}; reconciling network "${name}" in full`);
+      return full();
+    }
+    reverter.success();
+    await this.verifyPortDelta(d);
+    return [d.plan];
+  }
+
+  /**
+   * The port's tap and the reservation files as a port delta left them (else verify-failed). Its
+   * elements in table bridge kvmnet are not read back: `nft -f` commits them as one transaction or
+   * fails, and `nft get element` would first cache every element of kvmnet's tables (its cost
+   * grows with the ports and forwards); `check` compares the whole table.
+   */
+  private async verifyPortDelta(d: PortDelta): Promise<void> {
+    const { port } = d;
+    const tapName = isLibvirtPort(port) || port.name === '' ? null : port.name;
+    const [tap, files] = await Promise.all([
+      tapName === null ? null : this.host.link(tapName),
+      Promise.all(d.files.map(([path]) => readOrNull(path))),
+    ]);
+    const problems: string[] = [];
+    if (d.adding) {
+      const links = new Map<string, LinkInfo>(tap ? [[tap.ifname, tap]] : []);
+      for (const s of planPorts([port], d.def.bridge, { links }, d.def.mtu)) problems.push(s.why);
+    } else if (tap) problems.push(`tap ${tap.ifname} still exists`);
+    d.files.forEach(([path, content], i) => {
+      if (files[i] !== content) problems.push(`${path} is not as written`);
+    });
+    if (problems.length) {
+      throw failure(
+        'verify-failed',
+        `network "${d.plan.network}" does not match after apply: ${problems.join('; ')}`,
+        { hint: 'something else changed the host at the same time; run `kvmnet net start` to reconcile' },
+      );
+    }
   }
 
   /** Brings a network's host objects in line with `state`: a full reconcile if it runs, its taps if not. */

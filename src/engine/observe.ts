@@ -107,7 +107,7 @@ export async function rescope(
 }
 
 /** What an observation reads from files and /proc: sysctls, generated files, recorded processes. */
-async function observeLocal(
+export async function observeLocal(
   host: Host,
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },

@@ -88,7 +88,7 @@ export function isOurDnsmasq(argv: string[] | null | undefined, confFile: string
  */
 export function runningDnsmasq(
   applied: AppliedNetwork | undefined,
-  obs: Observed,
+  obs: Pick<Observed, 'procs'>,
   confFile: string,
 ): number | undefined {
   const recorded = applied?.dnsmasq?.pid;
@@ -251,7 +251,12 @@ export function planStart(
  * fe:…, plugged into `bridge` (null: the network is stopped, the tap waits unplugged), the
  * network's MTU if it sets one, and the link state the user asked for.
  */
-export function planPorts(ports: PortDef[], bridge: string | null, obs: Observed, mtu?: number): Step[] {
+export function planPorts(
+  ports: PortDef[],
+  bridge: string | null,
+  obs: Pick<Observed, 'links'>,
+  mtu?: number,
+): Step[] {
   const steps: Step[] = [];
   for (const p of ports) {
     // libvirt creates, plugs and removes the taps of libvirt ports: only their reservations are kvmnet's.

@@ -7,6 +7,8 @@ import { spoofCheckOf } from '../model/port.js';
 import {
   BRIDGE_TABLE,
   bridgeDiff,
+  bridgeElementDelta,
+  renderElementDelta,
   parseBridgeTable,
   renderBridgeUpdate,
   type BridgeLease,
@@ -88,6 +90,29 @@ export async function planBridgeTable(
     // A table this step creates goes on rollback; one it changes is brought in line by the next apply.
     undo: obs.table ? '' : `table ${BRIDGE_TABLE}\ndelete table ${BRIDGE_TABLE}\n`,
   };
+}
+
+/**
+ * Table bridge kvmnet's change for one port added or removed on a running network (`before` and
+ * `after` differ in that port alone), from the stored state, without listing the table: the
+ * elements that the full plan (planBridgeTable) would add and delete when the table is as applied.
+ * Null when more than elements changes (the table, a network's chain or prot_ set comes or goes).
+ * Whether the table is as applied shows when the transaction runs: an element to delete that is
+ * missing, or a chain or set to add to that is gone, fails it as a whole.
+ */
+export async function planBridgePortDelta(
+  paths: Paths,
+  before: StateData,
+  after: StateData,
+  running: Set<string>,
+  why: string,
+): Promise<{ step: Extract<Step, { kind: 'nft' }> | null } | null> {
+  const d = bridgeElementDelta(bridgePorts(before, running), bridgePorts(after, running));
+  if (!d) return null;
+  if (d.elemAdd.length === 0 && d.elemDel.length === 0) return { step: null };
+  const leases = d.added.some((p) => p.ip === undefined) ? await currentLeases(paths, after, running) : [];
+  const { script, undo } = renderElementDelta(d, leases);
+  return { step: { kind: 'nft', why, script, undo } };
 }
 
 /**

@@ -105,6 +105,21 @@ export class Host {
   }
 
   /**
+   * One link by name (`ip -json -details link show dev NAME`), or null when there is none: what a
+   * port change on a running network observes of its tap instead of listing every link.
+   */
+  async link(name: string): Promise<LinkInfo | null> {
+    const r = await this.exec.run('ip', ['-json', '-details', 'link', 'show', 'dev', name]);
+    if (r.code !== 0) {
+      if (/does not exist/i.test(r.stderr)) return null;
+      throw failure('host-command-failed', `ip link show dev ${name} failed: ${firstLines(r.stderr)}`, {
+        hint: 'the ip command above was refused by the kernel or the tool',
+      });
+    }
+    return parseLinks(r.stdout)[0] ?? null;
+  }
+
+  /**
    * Links, IPv4 addresses and IPv4 routes in one `ip -batch` run (one process instead of three:
    * process start-up is most of what an observation costs). `addr show` lists every link with the
    * same fields as `link show` (-details included) plus its addresses, so links and addresses come

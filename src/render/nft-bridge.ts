@@ -58,6 +58,11 @@ const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** Ports whose names and addresses can be written into nft text (everything else is skipped). */
 export function checkablePorts(ports: BridgePort[]): BridgePort[] {
+  return checkable(ports).sort((a, b) => compareNatural(a.tap, b.tap));
+}
+
+/** checkablePorts in the given order (a port delta needs no order: it compares sets). */
+function checkable(ports: BridgePort[]): BridgePort[] {
   // A network's ports share one protected list (bridgePorts): each list is checked once.
   const l3Ok = new Map<{ protected: string[] }, boolean>();
   const protectedOk = (l3: { protected: string[] }): boolean => {
@@ -65,16 +70,14 @@ export function checkablePorts(ports: BridgePort[]): BridgePort[] {
     if (ok === undefined) l3Ok.set(l3, (ok = l3.protected.every((a) => IP_RE.test(a))));
     return ok;
   };
-  return ports
-    .filter(
-      (p) =>
-        TAP_RE.test(p.tap) &&
-        MAC_RE.test(p.mac) &&
-        TAP_RE.test(p.bridge) &&
-        (p.ip === undefined || IP_RE.test(p.ip)) &&
-        (p.l3 === undefined || protectedOk(p.l3)),
-    )
-    .sort((a, b) => compareNatural(a.tap, b.tap));
+  return ports.filter(
+    (p) =>
+      TAP_RE.test(p.tap) &&
+      MAC_RE.test(p.mac) &&
+      TAP_RE.test(p.bridge) &&
+      (p.ip === undefined || IP_RE.test(p.ip)) &&
+      (p.l3 === undefined || protectedOk(p.l3)),
+  );
 }
 
 const ident = (bridge: string): string => bridge.replace(/[.-]/g, '_');
@@ -150,7 +153,8 @@ interface Want {
   sets: Map<string, string[]>;
 }
 
-function wanted(list: BridgePort[]): Want {
+/** `sorted: false` leaves the elements unsorted (natural order costs most of a large table's diff). */
+function wanted(list: BridgePort[], sorted = true): Want {
   const chains = new Map<string, { bridge: string; l3: boolean }>();
   const sets = new Map<string, Set<string>>();
   const add = (set: string, e: string): void => {
@@ -173,7 +177,7 @@ function wanted(list: BridgePort[]): Want {
     }
     if (p.l3 && !sets.has(protSet(p.bridge))) sets.set(protSet(p.bridge), new Set(p.l3.protected));
   }
-  return { chains, sets: new Map([...sets].map(([k, v]) => [k, [...v].sort(cmp)])) };
+  return { chains, sets: new Map([...sets].map(([k, v]) => [k, sorted ? [...v].sort(cmp) : [...v]])) };
 }
 
 const cmp = compareNatural;
@@ -409,6 +413,63 @@ export function bridgeDiff(ports: BridgePort[], obs: BridgeObserved): BridgeDiff
   const newKeys = new Set((d.elemAdd.find(([n]) => n === 'ports')?.[1] ?? []).map((e) => e.split(' : ')[0]));
   d.added = list.filter((p) => newKeys.has(`"${p.tap}"`));
   return d;
+}
+
+/**
+ * One port added or removed, as element changes: what `wanted` holds for `after` and not for
+ * `before` (added) and the reverse (deleted), computed from the port lists alone, without reading
+ * the table. Null when the change is more than elements: the table, a network's chain or a prot_
+ * set comes or goes (the first or last checked port), which the full diff (bridgeDiff) handles.
+ */
+export interface BridgeElementDelta {
+  elemAdd: Array<[string, string[]]>;
+  elemDel: Array<[string, string[]]>;
+  /** Ports added (their current leases are added with them, as renderBridgeUpdate does). */
+  added: BridgePort[];
+}
+
+export function bridgeElementDelta(before: BridgePort[], after: BridgePort[]): BridgeElementDelta | null {
+  // Unsorted: only the (few) elements that differ are sorted, so the cost stays that of a pass.
+  const b = checkable(before);
+  const a = checkable(after);
+  if (b.length === 0 || a.length === 0) return null;
+  const wb = wanted(b, false);
+  const wa = wanted(a, false);
+  const same = (x: Iterable<string>, y: Iterable<string>): boolean =>
+    JSON.stringify([...x].sort()) === JSON.stringify([...y].sort());
+  if (!same(wb.chains.keys(), wa.chains.keys()) || !same(wb.sets.keys(), wa.sets.keys())) return null;
+  const d: BridgeElementDelta = { elemAdd: [], elemDel: [], added: [] };
+  for (const [name, members] of wa.sets) {
+    const had = new Set(wb.sets.get(name) ?? []);
+    const want = new Set(members);
+    const add = members.filter((e) => !had.has(e)).sort(cmp);
+    const del = [...had].filter((e) => !want.has(e)).sort(cmp);
+    if (add.length) d.elemAdd.push([name, add]);
+    if (del.length) d.elemDel.push([name, del]);
+  }
+  const newKeys = new Set((d.elemAdd.find(([n]) => n === 'ports')?.[1] ?? []).map((e) => e.split(' : ')[0]));
+  d.added = a.filter((p) => newKeys.has(`"${p.tap}"`));
+  return d;
+}
+
+/**
+ * The transaction of an element delta (deletions first, as renderBridgeUpdate orders them, then
+ * additions and the added ports' leases) and its undo (the reverse, without the leases: those are
+ * dnsmasq's, and the next full apply leaves them alone too).
+ */
+export function renderElementDelta(
+  d: BridgeElementDelta,
+  leases: BridgeLease[],
+): { script: string; undo: string } {
+  const t = BRIDGE_TABLE;
+  const del = (list: Array<[string, string[]]>): string =>
+    list.map(([n, es]) => `delete element ${t} ${n} { ${es.map((e) => keyOf(n, e)).join(', ')} }\n`).join('');
+  const add = (list: Array<[string, string[]]>): string =>
+    list.map(([n, es]) => `add element ${t} ${n} { ${es.join(', ')} }\n`).join('');
+  return {
+    script: del(d.elemDel) + add(d.elemAdd) + leaseText(d.added, leases),
+    undo: del(d.elemAdd) + add(d.elemDel),
+  };
 }
 
 /** What differs between the table and these ports (empty: nothing). */

@@ -12,6 +12,8 @@ import type { PortDef } from '../../src/model/port.js';
 import {
   bridgeDiff,
   bridgeDrift,
+  bridgeElementDelta,
+  renderElementDelta,
   netRules,
   parseBridgeTable,
   renderBridgeTable,
@@ -141,6 +143,47 @@ describe('table bridge kvmnet against a real table', () => {
       assert.deepEqual(bridgeDrift(to, parseBridgeTable(listed())), []);
     }
     nft(['delete', 'table', 'bridge', 'kvmnet']);
+  });
+  test('a port delta changes the elements the full diff would, and its undo puts them back', () => {
+    const ports = reserved(200);
+    const ip = ports[199]?.ip ?? '';
+    const fewer = ports
+      .slice(0, 199)
+      .map((p) => ({ ...p, l3: { protected: p.l3?.protected.filter((a) => a !== ip) ?? [] } }));
+    const l7 = { protected: ['10.7.0.1'] };
+    // A port of another network with the MAC of PORTS[1]: its chaddr element stays when that one goes.
+    const twin: BridgePort = { tap: 'vnet70', mac: '52:54:00:00:00:02', bridge: 'br7', l3: l7 };
+    const br7: BridgePort = { tap: 'vnet71', mac: '52:54:00:00:07:01', bridge: 'br7', l3: l7 };
+    const unreserved: BridgePort = { tap: 'vnet9', mac: '52:54:00:00:00:09', bridge: 'br9', l3: L3 };
+    const cases: Array<[string, BridgePort[], BridgePort[]]> = [
+      ['a reserved port added to 199', fewer, ports],
+      ['a reserved port removed from 200', ports, fewer],
+      ['a port without reservation added', PORTS, [...PORTS, unreserved]],
+      ['a port whose MAC another network has removed', [...PORTS, twin, br7], [...PORTS, br7]],
+      [
+        'a port removed whose MAC another port keeps',
+        [...PORTS, twin, br7],
+        [twin, br7, ...PORTS.slice(0, 1)],
+      ],
+    ];
+    for (const [name, before, after] of cases) {
+      nft(['-f', '-'], renderBridgeTable(before, []));
+      const full = bridgeDiff(after, parseBridgeTable(listed()));
+      const d = bridgeElementDelta(before, after);
+      assert.ok(d, name);
+      assert.deepEqual([d.elemAdd, d.elemDel], [full.elemAdd, full.elemDel], name);
+      const { script, undo } = renderElementDelta(d, []);
+      nft(['-f', '-'], script);
+      assert.deepEqual(bridgeDrift(after, parseBridgeTable(listed())), [], name);
+      nft(['-f', '-'], undo);
+      assert.deepEqual(bridgeDrift(before, parseBridgeTable(listed())), [], `${name}: undone`);
+      nft(['delete', 'table', 'bridge', 'kvmnet']);
+    }
+    // A network's first or last checked port makes or drops its chain and set: not a delta.
+    assert.equal(bridgeElementDelta(PORTS, [...PORTS, br7]), null);
+    assert.equal(bridgeElementDelta([...PORTS, br7], PORTS), null);
+    assert.equal(bridgeElementDelta([], PORTS), null);
+    assert.equal(bridgeElementDelta(PORTS.slice(0, 1), []), null);
   });
   test('the table grows linearly with the ports, and little', () => {
     const size = (n: number): number => renderBridgeTable(reserved(n), []).length;
