@@ -1250,8 +1250,9 @@ export class Engine {
    * not simply running as defined (stopped, half-started, redefined since its start, bridged or
    * on a host bridge); a forward reaches the port's VM by name (its target may move); the port is
    * the network's first or last checked one (a chain or set of table bridge kvmnet comes or goes);
-   * or what the change touches looks drifted (the new tap's name taken by a link, dnsmasq not
-   * running or its configuration not as rendered), which is noted. Drift of the port's elements
+   * the new tap's name is taken by a link (the full path picks the next free one); or what the
+   * change touches looks drifted (dnsmasq not running or its configuration not as rendered),
+   * which is noted. Drift of the port's elements
    * shows when the transaction runs (runPortDelta). Drift elsewhere in the network (its bridge,
    * table inet kvmnet, other ports) is not looked at: `check` and `net start` find and repair it,
    * as they do after a forward delta.
@@ -1286,7 +1287,9 @@ export class Engine {
       observeLocal(this.host, this.paths, { defs: [def], applied: [applied] }),
       this.store.listApplied(),
     ]);
-    if (adding && tap) return drifted(`a link named ${tap.ifname} exists`);
+    // A link of that name (a libvirt guest's vnetN, say) is no drift: the full path picks the next
+    // free name, as it always would have.
+    if (adding && tap) return null;
     const want = dnsmasqFiles(def, this.paths, portsOf(after, name));
     const confFile = this.paths.dnsmasqConf(name);
     for (const path of [confFile, this.paths.leaseHook(name)]) {

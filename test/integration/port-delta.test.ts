@@ -151,16 +151,14 @@ describe('port delta on a running network', () => {
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stderr, /reconciling network "default" in full/);
     await assertFullIsNoop('after a fallback del');
-    // A link holding the name the next tap would get: the full path picks another.
+    // A link holding the name the next tap would get (a libvirt guest's vnetN, say): no drift, the
+    // full path picks another name, without a note.
     const next = tap;
     await must('ip', ['-n', lab.hostNs, 'tuntap', 'add', 'dev', next, 'mode', 'tap']);
     try {
       const r2 = await add('d2', '52:54:00:00:d0:08');
       assert.equal(r2.code, 0, r2.stderr);
-      assert.match(
-        r2.stderr,
-        new RegExp(`a link named ${next} exists; reconciling network "default" in full`),
-      );
+      assert.doesNotMatch(r2.stderr, /reconciling/);
       assert.notEqual((JSON.parse(r2.stdout) as OpJson).port.name, next);
       await assertFullIsNoop('after a fallback add');
       await lab.kvmnetOk('port', 'del', 'd2');
