@@ -63,11 +63,11 @@ export interface FirewallBackend {
   apply(script: string): Promise<void>;
   /**
    * A port forward change as a delta: add and remove these forward elements, touching nothing else
-   * (O(1) in the number of forwards). Fails if the table drifted; callers then reconcile fully.
+   * (O(1) in the number of forwards), in one transaction. Fails if the table drifted (an added key
+   * mapped to another target, a removed key missing, the table or map gone); callers then
+   * reconcile fully. Success means the kernel holds exactly that change.
    */
   applyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<void>;
-  /** Reads back the given forward elements: the differences found, empty when all match. */
-  verifyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<string[]>;
   /** The nft text a delta amounts to (for --dry-run). */
   renderForwardDelta(add: ElementSpec[], remove: ElementSpec[]): string;
 }

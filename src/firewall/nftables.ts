@@ -259,30 +259,6 @@ export class NftablesBackend implements FirewallBackend {
   async applyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<void> {
     await this.host.nftApply(this.renderForwardDelta(add, remove));
   }
-
-  async verifyForwardDelta(add: ElementSpec[], remove: ElementSpec[]): Promise<string[]> {
-    const problems: string[] = [];
-    for (const [map, elems] of groupByMap(add)) {
-      const text = await this.host.nftGetElements(
-        'inet',
-        'kvmnet',
-        map,
-        elems.map((e) => e.key),
-      );
-      for (const e of elems) {
-        if (text === null || !text.includes(`${e.key} : ${e.value ?? ''}`))
-          problems.push(`element ${e.key} in ${map} missing or different`);
-      }
-    }
-    // One transaction removed them all or none: reading back one key per map suffices.
-    for (const [map, elems] of groupByMap(remove)) {
-      const first = elems[0];
-      if (first && (await this.host.nftGetElements('inet', 'kvmnet', map, [first.key])) !== null) {
-        problems.push(`element ${first.key} still in ${map}`);
-      }
-    }
-    return problems;
-  }
 }
 
 /** The plan of a network that contributes nothing to the table: drop its leftovers, if any. */
@@ -338,11 +314,5 @@ function forwardElementsInto(subnet: string, obs: FirewallObserved): ElementSpec
     const ip = parseIpv4(data.split(' . ')[0] ?? '');
     if (ip !== undefined && contains(c, ip)) out.push({ map, key: k.slice(bar + 1), value: data });
   }
-  return out;
-}
-
-function groupByMap(elems: ElementSpec[]): Map<string, ElementSpec[]> {
-  const out = new Map<string, ElementSpec[]>();
-  for (const e of elems) out.set(e.map, [...(out.get(e.map) ?? []), e]);
   return out;
 }

@@ -243,12 +243,6 @@ export class Host {
     return JSON.parse(r.stdout) as unknown;
   }
 
-  /** `nft get element` of some keys: the listing text, or null when any key is missing. */
-  async nftGetElements(family: string, table: string, map: string, keys: string[]): Promise<string | null> {
-    const r = await this.exec.run('nft', ['get', 'element', family, table, map, `{ ${keys.join(', ')} }`]);
-    return r.code === 0 ? r.stdout : null;
-  }
-
   /**
    * Whether the kernel accepts an nftables flowtable: `nft -c` of a throwaway table with one
    * (check mode: the kernel validates the transaction and aborts it, so nothing changes).
