@@ -65,17 +65,8 @@ describe('port delta on a running network', () => {
     lab = await Lab.create('pdelta');
     await lab.kvmnetOk('up');
     // The network's first checked port makes its chain: a full reconcile.
-    await lab.kvmnetOk(
-      'port',
-      'add',
-      'default',
-      '--vm',
-      'web',
-      '--mac',
-      '52:54:00:00:d0:01',
-      '--ip',
-      '192.168.122.10',
-    );
+    const first = await add('web', '52:54:00:00:d0:01', '--ip', '192.168.122.10');
+    assert.equal(first.code, 0, first.stderr);
     await lab.kvmnetOk('forward', 'add', 'default', 'tcp', '8080', 'web:80');
   });
   after(async () => {
