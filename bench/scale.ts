@@ -1,7 +1,8 @@
 // Benchmark (issue 9, part 2): one network with many ports and forwards. The cost of one more port
 // and of one more forward with few present (5 ports, 10 forwards) against many (200 ports, 1,000
 // forwards), measured in the same run (goal ratio <= 1.5: O(1)), and the state store's size on disk
-// and in memory. In a namespace lab, removed afterwards.
+// and in memory. Few and many are two namespace labs, measured in alternating blocks; both are
+// removed afterwards.
 //   node dist/bench/scale.js [--write]     (as root; part of `npm run bench`)
 // Knobs: KVMNET_BENCH_ROUNDS (15), KVMNET_BENCH_PORTS (200), KVMNET_BENCH_FORWARDS (1000).
 // With --inside (run by the bench itself in the lab's host namespace, node --expose-gc) it times
@@ -68,7 +69,7 @@ async function inside(mode: string, arg: number): Promise<void> {
   } else {
     result.port = [];
     result.forward = [];
-    for (let i = 0; i < ROUNDS; i++) {
+    for (let i = 0; i < arg; i++) {
       let t0 = performance.now();
       await e.portAdd({ network: 'default', vm: 'probe', mac: PROBE_MAC, ip: PROBE_IP }, { dryRun: false });
       result.port.push(performance.now() - t0);
@@ -135,11 +136,12 @@ interface Point {
   storeHeap: number;
 }
 
-async function measure(lab: Lab, ports: number, forwards: number): Promise<Point> {
-  const inner = await insideRun(lab, 'measure', '0');
+/** `rounds` probes in `lab` (engine in one process, then the CLI), added to `into`. */
+async function measure(lab: Lab, rounds: number, into: Point): Promise<void> {
+  const inner = await insideRun(lab, 'measure', String(rounds));
   const cliPort: number[] = [];
   const cliFwd: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
+  for (let i = 0; i < rounds; i++) {
     let t0 = performance.now();
     await lab.kvmnetOk('port', 'add', 'default', '--vm', 'probe', '--mac', PROBE_MAC, '--ip', PROBE_IP);
     cliPort.push(performance.now() - t0);
@@ -149,17 +151,29 @@ async function measure(lab: Lab, ports: number, forwards: number): Promise<Point
     cliFwd.push(performance.now() - t0);
     await lab.kvmnetOk('forward', 'del', 'default', 'tcp', String(PROBE_FWD));
   }
-  const stateBytes = (await stat(join(lab.stateDir, 'kvmnet.json'))).size;
-  const p = {
+  into.enginePort.push(...(inner.port ?? []));
+  into.engineFwd.push(...(inner.forward ?? []));
+  into.cliPort.push(...cliPort);
+  into.cliFwd.push(...cliFwd);
+  into.stateBytes = (await stat(join(lab.stateDir, 'kvmnet.json'))).size;
+  into.storeHeap = inner.storeHeap ?? NaN;
+}
+
+function point(ports: number, forwards: number): Point {
+  return {
     ports,
     forwards,
-    enginePort: inner.port ?? [],
-    engineFwd: inner.forward ?? [],
-    cliPort,
-    cliFwd,
-    stateBytes,
-    storeHeap: inner.storeHeap ?? NaN,
+    enginePort: [],
+    engineFwd: [],
+    cliPort: [],
+    cliFwd: [],
+    stateBytes: 0,
+    storeHeap: NaN,
   };
+}
+
+function report(p: Point): void {
+  const { ports, forwards, stateBytes, cliPort, cliFwd } = p;
   console.log(
     `  ${ports} ports, ${forwards} forwards present: one more port: engine ${fmt(stats(p.enginePort))}, CLI ${fmt(stats(cliPort))}`,
   );
@@ -167,36 +181,62 @@ async function measure(lab: Lab, ports: number, forwards: number): Promise<Point
   console.log(
     `    state file ${(stateBytes / 1024).toFixed(1)} KiB; parsed in the heap ${(p.storeHeap / 1024).toFixed(0)} KiB`,
   );
-  return p;
 }
 
+/** Blocks of rounds, few and many alternating (the first rotating), so both see the same machine. */
+const BLOCKS = 3;
+
 async function main(): Promise<void> {
-  const lab = await Lab.create('bscale');
+  // Two labs, one with few and one with many, measured in alternating blocks: a ratio of two
+  // phases run minutes apart would measure the machine's drift as much as kvmnet.
+  const fewLab = await Lab.create('bscalef');
+  let manyLab: Lab | undefined;
   const cleanup = cleanupOnSignal(async () => {
-    await lab.kvmnet('down').catch(() => undefined);
-    await lab.destroy();
+    for (const l of [fewLab, manyLab]) {
+      if (!l) continue;
+      await l.kvmnet('down').catch(() => undefined);
+      await l.destroy();
+    }
   });
   try {
-    await lab.kvmnetOk('up');
-    const file = join(lab.dir, 'forwards.yaml');
-    console.log(`scale: one NAT network, ${ROUNDS} rounds per probe (median (min, max))`);
-    await insideRun(lab, 'ports', String(FEW_PORTS));
-    await writeFile(file, forwardsYaml(await lab.kvmnetOk('export'), FEW_FORWARDS));
-    await lab.kvmnetOk('apply', '-f', file);
-    const few = await measure(lab, FEW_PORTS, FEW_FORWARDS);
-
-    note(`adding ports up to ${MANY_PORTS} and forwards up to ${MANY_FORWARDS}…`);
-    let t0 = performance.now();
-    await insideRun(lab, 'ports', String(MANY_PORTS));
-    const portsMs = performance.now() - t0;
-    await writeFile(file, forwardsYaml(await lab.kvmnetOk('export'), MANY_FORWARDS));
-    t0 = performance.now();
-    await lab.kvmnetOk('apply', '-f', file);
-    const applyMs = performance.now() - t0;
+    manyLab = await Lab.create('bscalem');
     console.log(
-      `  adding ${MANY_PORTS - FEW_PORTS} ports one by one (engine): ${ms(portsMs)}; one apply adding ${MANY_FORWARDS - FEW_FORWARDS} forwards: ${ms(applyMs)}`,
+      `scale: one NAT network, ${ROUNDS} rounds per probe in ${BLOCKS} blocks, few and many alternating (median (min, max))`,
     );
-    const many = await measure(lab, MANY_PORTS, MANY_FORWARDS);
+    const setUp = async (
+      lab: Lab,
+      ports: number,
+      forwards: number,
+    ): Promise<{ portsMs: number; applyMs: number }> => {
+      await lab.kvmnetOk('up');
+      const file = join(lab.dir, 'forwards.yaml');
+      let t0 = performance.now();
+      await insideRun(lab, 'ports', String(ports));
+      const portsMs = performance.now() - t0;
+      await writeFile(file, forwardsYaml(await lab.kvmnetOk('export'), forwards));
+      t0 = performance.now();
+      await lab.kvmnetOk('apply', '-f', file);
+      return { portsMs, applyMs: performance.now() - t0 };
+    };
+    await setUp(fewLab, FEW_PORTS, FEW_FORWARDS);
+    note(`adding ${MANY_PORTS} ports and ${MANY_FORWARDS} forwards in the second lab…`);
+    const { portsMs, applyMs } = await setUp(manyLab, MANY_PORTS, MANY_FORWARDS);
+    console.log(
+      `  adding ${MANY_PORTS} ports one by one (engine): ${ms(portsMs)}; one apply adding ${MANY_FORWARDS} forwards: ${ms(applyMs)}`,
+    );
+    const few = point(FEW_PORTS, FEW_FORWARDS);
+    const many = point(MANY_PORTS, MANY_FORWARDS);
+    const per = Math.max(1, Math.ceil(ROUNDS / BLOCKS));
+    for (let b = 0; b < BLOCKS; b++) {
+      const order: Array<[Lab, Point]> = [
+        [fewLab, few],
+        [manyLab, many],
+      ];
+      if (b % 2 === 1) order.reverse();
+      for (const [lab, p] of order) await measure(lab, per, p);
+    }
+    report(few);
+    report(many);
     const r = (f: (p: Point) => number[]): number => ratio(stats(f(many)).median, stats(f(few)).median);
     console.log(
       `ratio many/few (goal ≤ 1.5): port engine ${goal(
@@ -231,10 +271,11 @@ async function main(): Promise<void> {
     await writeSection(
       'Scale: ports and forwards on one network (bench/scale.ts)',
       [
-        `\`node dist/bench/scale.js --write\`, ${machine()}; median of ${ROUNDS} rounds. One more port (tap,`,
+        `\`node dist/bench/scale.js --write\`, ${machine()}; median of ${per * BLOCKS} rounds. One more port (tap,`,
         'reservation) and one more forward, added and removed again, with few and with many present on one',
         'running NAT network. "engine" times the Engine call in-process in the lab\'s host namespace; "CLI" the',
-        'whole `kvmnet` command.',
+        `whole \`kvmnet\` command. Few and many are two labs, measured in ${BLOCKS} alternating blocks of ${per}`,
+        'rounds, so both see the same machine.',
         '',
         table(
           [
@@ -252,7 +293,7 @@ async function main(): Promise<void> {
         ),
         '',
         `- State file: ${(few.stateBytes / 1024).toFixed(1)} KiB → ${(many.stateBytes / 1024).toFixed(1)} KiB (about ${perItem.toFixed(0)} bytes per port or forward); parsed, ${(few.storeHeap / 1024).toFixed(0)} KiB → ${(many.storeHeap / 1024).toFixed(0)} KiB of heap.`,
-        `- Adding ${MANY_PORTS - FEW_PORTS} ports one by one: ${ms(portsMs)}; one \`apply\` adding ${MANY_FORWARDS - FEW_FORWARDS} forwards: ${ms(applyMs)}.`,
+        `- Adding ${MANY_PORTS} ports one by one: ${ms(portsMs)}; one \`apply\` adding ${MANY_FORWARDS} forwards: ${ms(applyMs)}.`,
         '- One more port is a port delta (Engine.planPortDelta): its tap, its anti-spoofing set elements, the hosts files and a SIGHUP; no nft table or link list is read, so what grows with many is file I/O (the state file, the hosts files) and a pass over the stored ports.',
       ].join('\n'),
     );
