@@ -1278,8 +1278,7 @@ export class Engine {
       this.note(`${why}; reconciling network "${name}" in full`);
       return null;
     };
-    // A libvirt port's tap is libvirt's (planPorts leaves it alone): it is not looked at.
-    const tapName = isLibvirtPort(port) || port.name === '' ? null : port.name;
+    const tapName = ownTap(port);
     const [tap, local, running] = await Promise.all([
       tapName === null ? null : this.host.link(tapName),
       observeLocal(this.host, this.paths, { defs: [def], applied: [applied] }),
@@ -1309,7 +1308,7 @@ export class Engine {
     const steps: Step[] = adding
       ? planPorts([port], def.bridge, { links }, def.mtu)
       : tap
-        ? [{ kind: 'ip', why: `delete port ${portId(port)}`, lines: [`link del dev ${port.name}`], undo: [] }]
+        ? [deleteTapStep(port)]
         : [];
     if (bridge.step) steps.push(bridge.step);
     const files = [this.paths.dhcpHostsFile(name), this.paths.hostsFile(name)];
@@ -1371,7 +1370,7 @@ export class Engine {
    */
   private async verifyPortDelta(d: PortDelta): Promise<void> {
     const { port } = d;
-    const tapName = isLibvirtPort(port) || port.name === '' ? null : port.name;
+    const tapName = ownTap(port);
     const [tap, files] = await Promise.all([
       tapName === null ? null : this.host.link(tapName),
       Promise.all(d.files.map(([path]) => readOrNull(path))),
@@ -1421,12 +1420,7 @@ export class Engine {
     const obs = pre ?? (await this.observeFor([], []));
     // A libvirt port's tap is libvirt's: it goes when the domain stops or drops the interface.
     const present = ports.filter((p) => !isLibvirtPort(p) && obs.links.has(p.name));
-    const steps: Step[] = present.map((p) => ({
-      kind: 'ip',
-      why: `delete port ${portId(p)}`,
-      lines: [`link del dev ${p.name}`],
-      undo: [],
-    }));
+    const steps: Step[] = present.map(deleteTapStep);
     const plan: NetworkPlan = { network, action: 'update', steps };
     if (!dryRun) await this.runAtomically(plan);
     return plan;
@@ -2391,6 +2385,15 @@ export function mergeSteps(plans: Step[][], bridgeStep: Extract<Step, { kind: 'n
     });
   out.push(...flat.filter((s) => s.kind === 'write'), ...flat.filter((s) => s.kind === 'dnsmasq-start'));
   return out;
+}
+
+/** The tap kvmnet makes for a port, or null: a libvirt port's tap is libvirt's (planPorts leaves it alone). */
+function ownTap(port: PortDef): string | null {
+  return isLibvirtPort(port) || port.name === '' ? null : port.name;
+}
+
+function deleteTapStep(p: PortDef): Step {
+  return { kind: 'ip', why: `delete port ${portId(p)}`, lines: [`link del dev ${p.name}`], undo: [] };
 }
 
 /** Step kinds executeStart runs side by side (a forced ip batch, a bridged take-over, runs in order). */

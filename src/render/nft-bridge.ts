@@ -461,11 +461,9 @@ export function renderElementDelta(
   d: BridgeElementDelta,
   leases: BridgeLease[],
 ): { script: string; undo: string } {
-  const t = BRIDGE_TABLE;
   const del = (list: Array<[string, string[]]>): string =>
-    list.map(([n, es]) => `delete element ${t} ${n} { ${es.map((e) => keyOf(n, e)).join(', ')} }\n`).join('');
-  const add = (list: Array<[string, string[]]>): string =>
-    list.map(([n, es]) => `add element ${t} ${n} { ${es.join(', ')} }\n`).join('');
+    list.map(([n, es]) => deleteElements(n, es)).join('');
+  const add = (list: Array<[string, string[]]>): string => list.map(([n, es]) => addElements(n, es)).join('');
   return {
     script: del(d.elemDel) + add(d.elemAdd) + leaseText(d.added, leases),
     undo: del(d.elemAdd) + add(d.elemDel),
@@ -479,6 +477,11 @@ export function bridgeDrift(ports: BridgePort[], obs: BridgeObserved): string[] 
 
 /** Only the keys of map elements (a delete names the key). */
 const keyOf = (set: string, e: string): string => (set === 'ports' ? (e.split(' : ')[0] ?? e) : e);
+/** `delete element` of a set's or map's elements (a map's by key). */
+const deleteElements = (set: string, es: string[]): string =>
+  `delete element ${BRIDGE_TABLE} ${set} { ${es.map((e) => keyOf(set, e)).join(', ')} }\n`;
+const addElements = (set: string, es: string[]): string =>
+  `add element ${BRIDGE_TABLE} ${set} { ${es.join(', ')} }\n`;
 
 /**
  * The transaction that makes the table exactly this: the whole table when the diff says so, else
@@ -492,17 +495,15 @@ export function renderBridgeUpdate(ports: BridgePort[], diff: BridgeDiff, leases
   for (const name of diff.newSets) s += `add set ${t} ${name} { type ipv4_addr; }\n`;
   // Deletions of elements first: a map key that now jumps elsewhere is deleted, then added.
   for (const [name, es] of diff.elemDel) {
-    if (name === 'ports' || !name.startsWith('prot_'))
-      s += `delete element ${t} ${name} { ${es.map((e) => keyOf(name, e)).join(', ')} }\n`;
+    if (name === 'ports' || !name.startsWith('prot_')) s += deleteElements(name, es);
   }
   for (const [name, c] of diff.fill)
     s += `add chain ${t} ${name}\nflush chain ${t} ${name}\n${chainText(name, c)}`;
-  for (const [name, es] of diff.elemAdd) s += `add element ${t} ${name} { ${es.join(', ')} }\n`;
+  for (const [name, es] of diff.elemAdd) s += addElements(name, es);
   s += leaseText(diff.added, leases);
   for (const c of diff.drop) s += `flush chain ${t} ${c}\ndelete chain ${t} ${c}\n`;
   for (const [name, es] of diff.elemDel) {
-    if (name.startsWith('prot_') && !diff.goneSets.includes(name))
-      s += `delete element ${t} ${name} { ${es.join(', ')} }\n`;
+    if (name.startsWith('prot_') && !diff.goneSets.includes(name)) s += deleteElements(name, es);
   }
   for (const name of diff.goneSets) s += `delete set ${t} ${name}\n`;
   return s;
