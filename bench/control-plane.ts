@@ -121,11 +121,7 @@ function libvirtTool(lab: Lab): Tool {
 
 /** The CLI in `lab`: alone (KVMNET_NO_DAEMON=1) or handing its commands to the lab's `kvmnet serve`. */
 function cli(lab: Lab, alone: boolean): (...args: string[]) => Promise<string> {
-  return async (...args) => {
-    const r = await lab.kvmnetEnv(alone ? { KVMNET_NO_DAEMON: '1' } : {}, ...args);
-    if (r.code !== 0) throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
+  return (...args) => lab.kvmnetEnvOk(alone ? { KVMNET_NO_DAEMON: '1' } : {}, ...args);
 }
 
 /**

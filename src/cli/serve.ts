@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { DEFAULT_PORT, DEFAULT_REPAIR_INTERVAL_S } from '../daemon/defaults.js';
 import { inputError } from '../model/errors.js';
 import type { CliContext } from './context.js';
+import { daemonSocket } from './daemon.js';
 
 /**
  * The built page, dist/web of the package this module belongs to: the nearest directory above it
@@ -96,7 +97,7 @@ Run it under systemd with contrib/systemd/kvmnet-serve.service.`,
       ]);
       const engine = ctx.engine();
       const listen = o.listen === false ? undefined : parseListen(o.listen);
-      const socket = o.socket === false ? undefined : (o.socket ?? join(engine.paths.runDir, 'kvmnet.sock'));
+      const socket = o.socket === false ? undefined : (o.socket ?? daemonSocket(engine.paths.runDir));
       const tokenFile = o.tokenFile ?? join(engine.paths.stateDir, 'api-token');
       const { token, created } = await loadOrCreateToken(tokenFile);
       const server = new ApiServer({

@@ -139,8 +139,13 @@ export class Lab {
   }
 
   /** Runs the CLI and fails the test with its output unless it exits 0. */
-  async kvmnetOk(...args: string[]): Promise<string> {
-    const r = await this.kvmnet(...args);
+  kvmnetOk(...args: string[]): Promise<string> {
+    return this.kvmnetEnvOk({}, ...args);
+  }
+
+  /** kvmnetOk with extra environment. */
+  async kvmnetEnvOk(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
+    const r = await this.kvmnetEnv(extra, ...args);
     if (r.code !== 0)
       throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r.stdout;
