@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
 import type { AppliedFirewall, FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
-import { Host, type LinkInfo } from '../host/host.js';
+import { Host, onPath, type LinkInfo } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
 import { failure, inputError, KvmnetError, own } from '../model/errors.js';
 import { formatCidr, formatIpv4, overlaps, parseCidr, parseIpv4 } from '../model/ipv4.js';
@@ -87,7 +87,7 @@ import {
 import { readLeases, type Lease } from './leases.js';
 import type { DomainInterface } from '../model/domain.js';
 import { planPorts } from './plan.js';
-import { joinBridgeStep, planBridgePortDelta, planBridgeTable } from './spoof.js';
+import { joinBridgeStep, planBridgeFromRecord, planBridgePortDelta, planBridgeTable } from './spoof.js';
 import { normalizeMac } from '../model/mac.js';
 import { compareNames, compareNatural } from '../model/order.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
@@ -2166,10 +2166,25 @@ export class Engine {
   private async stopLocked(name: string, dryRun: boolean): Promise<NetworkPlan> {
     const applied = await this.store.loadApplied(name);
     if (!applied) return { network: name, action: 'stop', steps: [] };
+    const all = await this.store.listApplied();
     // The table goes with the last network that has rules in it (bridged and open networks have none).
-    const others = (await this.store.listApplied()).filter(
+    const others = all.filter(
       (a) => a.network !== name && (a.firewall.chains.length > 0 || a.firewall.elements.length > 0),
     );
+    // Steps of the fast path that ran before it fell back: the result lists them with the rest.
+    const done: Step[] = [];
+    if (!dryRun) {
+      const fast = await this.planStopFromRecord(applied, all, others.length > 0);
+      if (fast) {
+        const r = await this.runStopSteps(fast.steps);
+        if (r.errors.length === 0) {
+          await this.forgetStopped(name);
+          return fast;
+        }
+        done.push(...r.done);
+        this.note(`stop of network "${name}": ${r.errors.join('; ')}; observing the host to finish it`);
+      }
+    }
     const obs = await this.observeFor([], [applied]);
     const plan = planStop(applied, obs, others.length > 0, { paths: this.paths, firewall: this.firewall });
     joinBridgeStep(plan.steps, await this.bridgeTableStep(await this.store.load(), undefined, name, obs));
@@ -2188,19 +2203,8 @@ export class Engine {
         });
     }
     if (dryRun) return plan;
-    // The steps are independent (dnsmasq, nft, the bridge), so they run side by side; the
-    // generated files go last, once dnsmasq is gone. A failed step does not stop the others.
-    const run = async (step: Step): Promise<string | undefined> => {
-      try {
-        await this.execute([step], new Reverter(), () => {});
-        return undefined;
-      } catch (e) {
-        return e instanceof Error ? e.message : String(e);
-      }
-    };
-    const results = await Promise.all(plan.steps.filter((s) => s.kind !== 'remove').map(run));
-    for (const s of plan.steps.filter((x) => x.kind === 'remove')) results.push(await run(s));
-    const errors = results.filter((m): m is string => m !== undefined);
+    const { errors } = await this.runStopSteps(plan.steps);
+    plan.steps.unshift(...done);
     if (applied.uplink && errors.length === 0) {
       // The uplink must have its addresses and routes back before the record goes.
       const up = applied.uplink;
@@ -2220,10 +2224,111 @@ export class Engine {
         hint: 'fix the cause and run the stop again; it finishes what is left',
       });
     }
+    await this.forgetStopped(name);
+    return plan;
+  }
+
+  /** The record of a stopped network goes, and kvmnet's directories with the last one. */
+  private async forgetStopped(name: string): Promise<void> {
     await this.store.removeApplied(name);
     await removeIfEmpty(this.paths.appliedDir);
     await removeIfEmpty(this.paths.netRunRoot);
-    return plan;
+  }
+
+  /**
+   * Runs a stop's steps: they are independent (dnsmasq, nft, the bridge), so they run side by
+   * side; the generated files go last, once dnsmasq is gone. A failed step does not stop the
+   * others. Returns the steps done and the failures' messages.
+   */
+  private async runStopSteps(steps: Step[]): Promise<{ done: Step[]; errors: string[] }> {
+    const run = async (step: Step): Promise<string | undefined> => {
+      try {
+        await this.execute([step], new Reverter(), () => {});
+        return undefined;
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+    };
+    const first = steps.filter((s) => s.kind !== 'remove');
+    const results = await Promise.all(first.map(run));
+    const order = [...first, ...steps.filter((x) => x.kind === 'remove')];
+    for (const s of order.slice(first.length)) results.push(await run(s));
+    return {
+      done: order.filter((_, i) => results[i] === undefined),
+      errors: results.filter((m): m is string => m !== undefined),
+    };
+  }
+
+  /**
+   * net stop's fast path: the plan from the applied record and the stored state alone, without
+   * listing links or nft tables (that observation is 3 of a stop's 5 processes). Each step checks
+   * itself: the `nft -f` transaction deletes exactly the network's recorded chains, elements and
+   * flowtables and its forwards' elements (or the table, with the last network that has rules;
+   * and its part of table bridge kvmnet, diffed against the table as applied) and fails as a
+   * whole when one is missing; the bridge's deletion is guarded by setting its STP state to the
+   * applied value, which fails on a link that is not a bridge. dnsmasq and the generated files are
+   * found as the full path finds them (/proc and the run directory: no process). When a step
+   * fails, stopLocked observes the host and finishes what is left, with a note.
+   *
+   * Null (the observed stop) when the network is not simply running as defined: half-started,
+   * redefined or undefined since its start, bridged or on a host bridge, peered with another
+   * network (their pair elements are shared), or without rules of its own.
+   */
+  private async planStopFromRecord(
+    applied: AppliedNetwork,
+    all: AppliedNetwork[],
+    othersRemain: boolean,
+  ): Promise<NetworkPlan | null> {
+    const name = applied.network;
+    const state = await this.store.load();
+    const def = own(state.networks, name);
+    if (
+      !def ||
+      applied.state !== 'active' ||
+      applied.uplink ||
+      applied.hostBridge ||
+      driverFor(def.mode).capabilities.uplink ||
+      applied.firewall.chains.length === 0 ||
+      JSON.stringify(applied.def) !== JSON.stringify(def)
+    )
+      return null;
+    const peers = peersOf(state, def);
+    if (peers.length > 0) return null;
+    // Its steps run side by side: without nft or ip one would fail after the others changed the
+    // host. The observed stop then fails first, naming the missing tool, and changes nothing.
+    if (!(await onPath('nft')) || !(await onPath('ip'))) return null;
+    const intent = driverFor(def.mode).firewall(def, dnatOf(state, def), peers);
+    const running = new Set(all.map((a) => a.network));
+    const after = new Set(running);
+    after.delete(name);
+    const [local, bridge] = await Promise.all([
+      observeLocal(this.host, this.paths, { defs: [], applied: [applied] }),
+      planBridgeFromRecord(this.paths, state, running, after),
+    ]);
+    const steps: Step[] = [];
+    const pid = applied.dnsmasq ? runningDnsmasq(applied, local, applied.dnsmasq.confFile) : undefined;
+    if (pid !== undefined) steps.push({ kind: 'dnsmasq-stop', why: 'network stops', pid });
+    steps.push({
+      kind: 'nft',
+      why: othersRemain
+        ? `remove the network's chains and elements from table inet kvmnet`
+        : 'remove table inet kvmnet (no network uses it any more)',
+      script: this.firewall.renderRecordedRemoval(applied.firewall, intent, othersRemain),
+      undo: '',
+    });
+    joinBridgeStep(steps, bridge);
+    steps.push({
+      kind: 'ip',
+      why: `delete bridge ${applied.bridge}`,
+      lines: [
+        `link set dev ${applied.bridge} type bridge stp_state ${def.stp ? 1 : 0}`,
+        `link del dev ${applied.bridge}`,
+      ],
+      undo: [],
+    });
+    if (local.files.get(applied.runDir) !== null)
+      steps.push({ kind: 'remove', why: 'generated files of the network', path: applied.runDir });
+    return { network: name, action: 'stop', steps };
   }
 
   /**

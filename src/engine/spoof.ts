@@ -8,6 +8,7 @@ import {
   BRIDGE_TABLE,
   bridgeDiff,
   bridgeElementDelta,
+  expectedBridgeTable,
   renderElementDelta,
   parseBridgeTable,
   renderBridgeUpdate,
@@ -90,6 +91,26 @@ export async function planBridgeTable(
     // A table this step creates goes on rollback; one it changes is brought in line by the next apply.
     undo: obs.table ? '' : `table ${BRIDGE_TABLE}\ndelete table ${BRIDGE_TABLE}\n`,
   };
+}
+
+/**
+ * Table bridge kvmnet's change when the running networks go from `before` to `after`, planned from
+ * the stored state alone: diffed against the table as applied for `before` (expectedBridgeTable),
+ * not against a listing. A table that is not as applied shows when the transaction runs (a chain,
+ * set or element it deletes is missing) or is left to `check`, as after a port delta.
+ */
+export async function planBridgeFromRecord(
+  paths: Paths,
+  state: StateData,
+  before: Set<string>,
+  after: Set<string>,
+): Promise<Extract<Step, { kind: 'nft' }> | null> {
+  const ports = bridgePorts(state, after);
+  const diff = bridgeDiff(ports, expectedBridgeTable(bridgePorts(state, before)));
+  if (diff.why.length === 0) return null;
+  const needLeases = diff.whole === 'rebuild' || diff.added.some((p) => p.ip === undefined);
+  const leases = needLeases ? await currentLeases(paths, state, after) : [];
+  return { kind: 'nft', why: diff.why.join('; '), script: renderBridgeUpdate(ports, diff, leases), undo: '' };
 }
 
 /**

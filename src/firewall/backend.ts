@@ -60,6 +60,13 @@ export interface FirewallBackend {
   ): FirewallChange;
   /** othersRemain: other networks still use the table (if not, the whole table goes). */
   planRemove(applied: AppliedFirewall, obs: FirewallObserved, othersRemain: boolean): FirewallChange;
+  /**
+   * A network's removal from its record and its intent alone, without observing (net stop's fast
+   * path): its recorded chains, elements and flowtables and its forwards' elements, or the table
+   * when no other network uses it. Applied as one transaction, it fails as a whole when one of
+   * them is missing (the table drifted); the caller then observes and plans (planRemove).
+   */
+  renderRecordedRemoval(applied: AppliedFirewall, intent: FirewallIntent, othersRemain: boolean): string;
   apply(script: string): Promise<void>;
   /**
    * A port forward change as a delta: add and remove these forward elements, touching nothing else

@@ -248,6 +248,16 @@ export class NftablesBackend implements FirewallBackend {
     return { script: renderRemoval(elems, chains, fts), reasons, undo: '', applied: none };
   }
 
+  renderRecordedRemoval(applied: AppliedFirewall, intent: FirewallIntent, othersRemain: boolean): string {
+    if (!othersRemain) return renderDeleteTable();
+    // The record leaves out forward elements: the stored forwards give them (as the intent renders).
+    const listed = new Set(applied.elements.map(elementKey));
+    const forwards = buildFragment(withoutOffload(intent, false)).elements.filter(
+      (e) => FORWARD_MAPS.has(e.map) && !listed.has(elementKey(e)),
+    );
+    return renderRemoval([...applied.elements, ...forwards], applied.chains, applied.flowtables ?? []);
+  }
+
   async apply(script: string): Promise<void> {
     await this.host.nftApply(script);
   }

@@ -3,11 +3,11 @@
 // -t it would create the legacy filter table). Sysctls are read under $KVMNET_PROC_SYS (default
 // /proc/sys), which tests point at a fake tree for what a namespace cannot isolate (whether
 // br_netfilter is loaded at all).
-import { access, constants, readFile, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DOCTOR_TOOLS, type DoctorFacts, type FixAction, type NetworkFact } from '../doctor/analyse.js';
 import { realExec, type Exec } from './exec.js';
-import { Host } from './host.js';
+import { Host, onPath } from './host.js';
 
 export function procSys(): string {
   return process.env.KVMNET_PROC_SYS ?? '/proc/sys';
@@ -19,19 +19,6 @@ async function sysctl(key: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      /* next */
-    }
-  }
-  return false;
 }
 
 async function output(exec: Exec, cmd: string, args: string[]): Promise<string | null> {

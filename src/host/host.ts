@@ -1,9 +1,24 @@
 // Host adapter: reads and changes kernel state through iproute2, nft, /proc and dnsmasq.
 // Everything here acts on the network namespace kvmnet runs in; nothing else in the program
 // runs processes or touches /proc and /sys.
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { failure } from '../model/errors.js';
 import { realExec, type Exec } from './exec.js';
+
+/** Whether an executable of this name is on PATH (a few access calls, no process). */
+export async function onPath(tool: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      await access(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}
 
 export interface LinkInfo {
   ifname: string;

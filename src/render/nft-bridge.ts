@@ -309,6 +309,29 @@ export function parseBridgeTable(json: unknown): BridgeObserved {
   return obs;
 }
 
+/**
+ * The table as its listing (parseBridgeTable) reads when it holds exactly what renderBridgeTable
+ * renders for these ports, lease elements aside: what a change planned from the stored state
+ * alone, without listing the table, is diffed against (a net stop's fast path).
+ */
+export function expectedBridgeTable(ports: BridgePort[]): BridgeObserved {
+  const list = checkablePorts(ports);
+  const obs: BridgeObserved = { table: list.length > 0, chains: new Map(), sets: new Map() };
+  if (!obs.table) return obs;
+  const w = wanted(list);
+  obs.chains.set('prerouting', { base: PRE_BASE, comments: [PRE_TAG] });
+  for (const [name, c] of w.chains) {
+    const tag = netTag(c.bridge, c.l3);
+    obs.chains.set(name, { base: '', comments: netRules(c.bridge, c.l3).map(() => tag) });
+  }
+  for (const [name, , type] of FIXED_SETS) obs.sets.set(name, { type, elems: w.sets.get(name) ?? [] });
+  obs.sets.set('ports', { type: 'ifname : verdict', elems: w.sets.get('ports') ?? [] });
+  for (const [name, es] of w.sets) {
+    if (name.startsWith('prot_')) obs.sets.set(name, { type: 'ipv4_addr', elems: es });
+  }
+  return obs;
+}
+
 /** What differs between the table and these ports, and what a transaction changes to fix it. */
 export interface BridgeDiff {
   /** The differences, for messages (empty: nothing). */

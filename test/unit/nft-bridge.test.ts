@@ -13,6 +13,7 @@ import {
   bridgeDiff,
   bridgeDrift,
   bridgeElementDelta,
+  expectedBridgeTable,
   renderElementDelta,
   netRules,
   parseBridgeTable,
@@ -184,6 +185,42 @@ describe('table bridge kvmnet against a real table', () => {
     assert.equal(bridgeElementDelta([...PORTS, br7], PORTS), null);
     assert.equal(bridgeElementDelta([], PORTS), null);
     assert.equal(bridgeElementDelta(PORTS.slice(0, 1), []), null);
+  });
+  test('the table as applied, from the ports alone, is what the kernel lists; a stop planned against it applies', () => {
+    const l7 = { protected: ['10.7.0.1', '10.7.0.9'] };
+    const br7: BridgePort[] = [
+      { tap: 'vnet71', mac: '52:54:00:00:07:01', ip: '10.7.0.9', bridge: 'br7', l3: l7 },
+      { tap: 'vnet72', mac: '52:54:00:00:00:02', bridge: 'br7', l3: l7 },
+    ];
+    // A bridged network's port (no l3) beside them.
+    const lan: BridgePort = { tap: 'vnet80', mac: '52:54:00:00:08:01', bridge: 'virbr1' };
+    const byName = <T>(a: [string, T], b: [string, T]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    const sorted = (o: ReturnType<typeof parseBridgeTable>): unknown => ({
+      table: o.table,
+      chains: [...o.chains].sort(byName),
+      sets: [...o.sets].sort(byName).map(([n, x]) => [n, { type: x.type, elems: [...x.elems].sort() }]),
+    });
+    const all = [...PORTS, ...br7, lan];
+    const cases: Array<[string, BridgePort[], BridgePort[]]> = [
+      ['a network of three stops', all, [...PORTS, lan]],
+      ['the bridged network stops', all, [...PORTS, ...br7]],
+      ['the last network stops', PORTS, []],
+    ];
+    for (const [name, before, after] of cases) {
+      nft(['-f', '-'], renderBridgeTable(before, []));
+      assert.deepEqual(sorted(expectedBridgeTable(before)), sorted(parseBridgeTable(listed())), name);
+      const diff = bridgeDiff(after, expectedBridgeTable(before));
+      assert.deepEqual(diff, bridgeDiff(after, parseBridgeTable(listed())), `${name}: the same diff`);
+      nft(['-f', '-'], renderBridgeUpdate(after, diff, []));
+      if (after.length) assert.deepEqual(bridgeDrift(after, parseBridgeTable(listed())), [], name);
+      else
+        assert.equal(
+          spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'bridge', 'kvmnet']).status,
+          1,
+        );
+      spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'bridge', 'kvmnet']);
+    }
+    assert.deepEqual(expectedBridgeTable([]), { table: false, chains: new Map(), sets: new Map() });
   });
   test('the table grows linearly with the ports, and little', () => {
     const size = (n: number): number => renderBridgeTable(reserved(n), []).length;
