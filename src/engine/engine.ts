@@ -2249,7 +2249,12 @@ export class Engine {
         return e instanceof Error ? e.message : String(e);
       }
     };
-    const first = steps.filter((s) => s.kind !== 'remove');
+    // Each process start blocks this thread for a while (fork): the ip step, whose bridge deletion
+    // waits longest for the kernel (RCU grace periods), starts first.
+    const first = [
+      ...steps.filter((s) => s.kind === 'ip'),
+      ...steps.filter((s) => s.kind !== 'ip' && s.kind !== 'remove'),
+    ];
     const results = await Promise.all(first.map(run));
     const order = [...first, ...steps.filter((x) => x.kind === 'remove')];
     for (const s of order.slice(first.length)) results.push(await run(s));
