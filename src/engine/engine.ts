@@ -1264,15 +1264,7 @@ export class Engine {
     const name = port.network;
     const def = Engine.getDef(after, name);
     const applied = await this.store.loadApplied(name);
-    if (
-      !applied ||
-      applied.state !== 'active' ||
-      applied.uplink ||
-      applied.hostBridge ||
-      driverFor(def.mode).capabilities.uplink ||
-      JSON.stringify(applied.def) !== JSON.stringify(def)
-    )
-      return null;
+    if (!applied || !Engine.simplyRunning(applied, def)) return null;
     if (Object.values(before.forwards).some((f) => f.network === name && f.target === port.vm)) return null;
     const drifted = (why: string): null => {
       this.note(`${why}; reconciling network "${name}" in full`);
@@ -1328,6 +1320,21 @@ export class Engine {
       def,
       files: files.map((f) => [f, want.get(f) ?? '']),
     };
+  }
+
+  /**
+   * Whether a network runs as `def` defines it, on a bridge of its own: started to the end, not
+   * redefined since, not bridged to an uplink or on a host bridge. Only then can a change be
+   * planned from its record (a port delta, a stop) rather than from an observation.
+   */
+  private static simplyRunning(applied: AppliedNetwork, def: NetworkDef): boolean {
+    return (
+      applied.state === 'active' &&
+      !applied.uplink &&
+      !applied.hostBridge &&
+      !driverFor(def.mode).capabilities.uplink &&
+      JSON.stringify(applied.def) === JSON.stringify(def)
+    );
   }
 
   /**
@@ -2287,16 +2294,7 @@ export class Engine {
     const name = applied.network;
     const state = await this.store.load();
     const def = own(state.networks, name);
-    if (
-      !def ||
-      applied.state !== 'active' ||
-      applied.uplink ||
-      applied.hostBridge ||
-      driverFor(def.mode).capabilities.uplink ||
-      applied.firewall.chains.length === 0 ||
-      JSON.stringify(applied.def) !== JSON.stringify(def)
-    )
-      return null;
+    if (!def || !Engine.simplyRunning(applied, def) || applied.firewall.chains.length === 0) return null;
     const peers = peersOf(state, def);
     if (peers.length > 0) return null;
     // Its steps run side by side: without nft or ip one would fail after the others changed the

@@ -30,19 +30,11 @@ describe('net stop from the applied record', () => {
     await lab.kvmnetOk('net', 'define', 'default', '--subnet', '192.168.122.0/24');
     await lab.kvmnetOk('net', 'define', 'n2', '--subnet', '10.77.0.0/24');
     await lab.kvmnetOk('net', 'start', 'n2');
-    await lab.kvmnetOk('port', 'add', 'n2', '--vm', 'other', '--mac', '52:54:00:00:e0:01');
-    await lab.kvmnetOk(
-      'port',
-      'add',
-      'default',
-      '--vm',
-      'web',
-      '--mac',
-      '52:54:00:00:e0:02',
-      '--ip',
-      '192.168.122.10',
-    );
-    await lab.kvmnetOk('port', 'add', 'default', '--vm', 'c1', '--mac', '52:54:00:00:e0:03');
+    const port = (net: string, vm: string, mac: string, ...more: string[]) =>
+      lab.kvmnetOk('port', 'add', net, '--vm', vm, '--mac', `52:54:00:00:e0:${mac}`, ...more);
+    await port('n2', 'other', '01');
+    await port('default', 'web', '02', '--ip', '192.168.122.10');
+    await port('default', 'c1', '03');
     await lab.kvmnetOk('forward', 'add', 'default', 'tcp', '8080', 'web:80');
     await lab.kvmnetOk('forward', 'add', 'default', 'udp', '5353', '192.168.122.11:53');
     stopped = await lab.snapshot();
