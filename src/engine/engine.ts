@@ -2360,24 +2360,46 @@ export class Engine {
     const bridgeLane = steps.filter(
       (s) => s.kind === 'ip' || s.kind === 'sysctl' || (s.kind === 'nft' && /\bflowtable\b/.test(s.script)),
     );
+    const dnsmasqs = steps.filter((s) => s.kind === 'dnsmasq-start');
     const rest = steps.filter((s) => !bridgeLane.includes(s) && s.kind !== 'dnsmasq-start');
+    // The lease files are made ready beside the bridge lane, so that each dnsmasq-start below
+    // starts its process at once: dnsmasq takes longest, and a process start blocks this thread
+    // for its fork, so dnsmasq goes first and the listing's processes after it.
     await allDone([
       this.execute(bridgeLane, reverter, onPid),
       ...rest.map((s) => this.execute([s], reverter, onPid)),
+      ...dnsmasqs.map((s) => this.prepareLeaseFile(s, reverter)),
     ]);
+    const started = allDone(dnsmasqs.map((s) => this.execute([s], reverter, onPid, { leasesReady: true })));
     const kernel = again();
     // Awaited below; when a dnsmasq start fails first, its answer is not wanted.
     kernel.catch(() => {});
-    await allDone(
-      steps.filter((s) => s.kind === 'dnsmasq-start').map((s) => this.execute([s], reverter, onPid)),
-    );
+    await started;
     return kernel;
+  }
+
+  /**
+   * Before dnsmasq starts: its leases directory exists, and the reverter removes the lease file
+   * (and the directory) if this start made them: dnsmasq creates its lease file before it may
+   * fail to bind.
+   */
+  private async prepareLeaseFile(s: Step, reverter: Reverter): Promise<void> {
+    if (s.kind !== 'dnsmasq-start') return;
+    const leasesDirExisted = await exists(this.paths.leasesDir);
+    const leaseExisted = await exists(s.leaseFile);
+    reverter.add(`remove ${s.leaseFile}`, async () => {
+      if (!leaseExisted) await removePath(s.leaseFile);
+      if (!leasesDirExisted) await removeIfEmpty(this.paths.leasesDir);
+    });
+    await makeDirs(this.paths.leasesDir);
   }
 
   private async execute(
     steps: Step[],
     reverter: Reverter,
     onPid: (pid: number, confFile: string) => void,
+    /** The dnsmasq-start steps' lease files were prepared already (prepareLeaseFile). */
+    opts: { leasesReady?: boolean } = {},
   ): Promise<void> {
     for (const s of steps) {
       switch (s.kind) {
@@ -2421,14 +2443,7 @@ export class Engine {
           break;
         case 'dnsmasq-start': {
           this.note(`starting dnsmasq (${s.confFile})`);
-          // dnsmasq creates its lease file before it may fail to bind: undo that too.
-          const leasesDirExisted = await exists(this.paths.leasesDir);
-          const leaseExisted = await exists(s.leaseFile);
-          reverter.add(`remove ${s.leaseFile}`, async () => {
-            if (!leaseExisted) await removePath(s.leaseFile);
-            if (!leasesDirExisted) await removeIfEmpty(this.paths.leasesDir);
-          });
-          await makeDirs(this.paths.leasesDir);
+          if (!opts.leasesReady) await this.prepareLeaseFile(s, reverter);
           const pid = await this.host.startDnsmasq(s.confFile, s.pidFile);
           onPid(pid, s.confFile);
           reverter.add(`stop dnsmasq ${pid}`, async () => {
