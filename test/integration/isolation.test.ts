@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  ESTABLISHED_FLOW_CASES,
   ISOLATION_NETS,
   ISOLATION_PAIR_CASES,
   ISOLATION_PROBE_CASES,
@@ -113,10 +114,7 @@ describe('isolation between networks', () => {
   // Conntrack does not look at interfaces: an accept of established traffic before the isolation
   // check would let such a flow (or a guest's packet spoofed to match one) cross between networks.
   test('a flow established between two networks while the forward hook had no rules is dropped once the rules are back', async () => {
-    const pairs = [
-      ['rt1', 'rt2'],
-      ['nat1', 'iso1'],
-    ] as const;
+    const pairs = ESTABLISHED_FLOW_CASES.map((c) => [c.from, c.to] as const);
     const udp = (ns: string, ...args: string[]): Promise<string> =>
       lab.exec(ns, [process.execPath, UDP_ECHO, ...args]).then((r) => r.stdout.trim());
     for (const [, to] of pairs) {
