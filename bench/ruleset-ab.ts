@@ -5,13 +5,14 @@
 // The lab runs kvmnet's NAT network "default" (192.168.122.0/24, bridge virbr0) with one guest
 // namespace; each FILE is an `nft list table inet kvmnet` listing of that same network (e.g. taken
 // with an older kvmnet), loaded in place of the table in one transaction. Always measured too:
-// "current" (the table this kvmnet applies) and "bare" (masquerade only, no filter chain: the
-// floor of any NAT ruleset, conntrack and NAT included). Per round: iperf3 and connrate.ts as in
+// "current" (the table this kvmnet applies), "bare" (masquerade only, no filter chain: the floor
+// of any NAT ruleset, conntrack and NAT included) and "none" (no table: no conntrack, no NAT, the
+// LAN routes the subnet back; bench/dataplane.ts's "routed, no NAT" on this lab). Per round: iperf3 and connrate.ts as in
 // bench/dataplane.ts. Prints median (min–max) per ruleset and the median of the per-round ratios to
 // "current". Knobs: KVMNET_BENCH_ROUNDS (8), KVMNET_BENCH_SECONDS (5), KVMNET_BENCH_CONN_SECONDS (3),
 // KVMNET_BENCH_CONN_CONC (8).
 import { readFileSync } from 'node:fs';
-import { Lab } from '../test/lib/lab.js';
+import { HOST_LAN_IP, Lab } from '../test/lib/lab.js';
 import { must } from '../test/lib/proc.js';
 import { tearDown } from './lib/labs.js';
 import { cleanupOnSignal, knob, machine, median, note, rounds, runMain, stats } from './lib/stats.js';
@@ -72,7 +73,13 @@ async function main(): Promise<void> {
       'net.netfilter.nf_conntrack_tcp_timeout_time_wait=1',
     ]);
     const current = await nft(['list', 'table', 'inet', 'kvmnet']);
-    const variants: Variant[] = [{ name: 'current', text: current }, ...extra, { name: 'bare', text: BARE }];
+    await must('ip', ['-n', lab.lanNs, 'route', 'add', SUBNET, 'via', HOST_LAN_IP]); // for "none"
+    const variants: Variant[] = [
+      { name: 'current', text: current },
+      ...extra,
+      { name: 'bare', text: BARE },
+      { name: 'none', text: '' },
+    ];
     const load = (v: Variant): Promise<string> =>
       nft(['-f', '-'], `add table inet kvmnet\ndelete table inet kvmnet\n${v.text}`);
 
