@@ -10,12 +10,17 @@
 // Knobs: KVMNET_BENCH_ROUNDS (5), KVMNET_BENCH_SECONDS (10, per iperf3 run),
 // KVMNET_BENCH_CONN_SECONDS (5), KVMNET_BENCH_CONN_CONC (8 connections in flight).
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Lab, LAN_ROUTER, HOST_LAN_IP, REPO } from '../test/lib/lab.js';
+import { Lab, HOST_LAN_IP } from '../test/lib/lab.js';
 import { Libvirtd } from '../test/lib/libvirtd.js';
-import { must, run, Tracked } from '../test/lib/proc.js';
-import { timedLease } from './lib/dhcp.js';
+import { must, run } from '../test/lib/proc.js';
 import { startLibvirtNat, tearDown } from './lib/labs.js';
+import {
+  connRate as connRateOf,
+  dhcpGuest,
+  iperf as iperfOf,
+  lanServers,
+  type Setup,
+} from './lib/traffic.js';
 import {
   cleanupOnSignal,
   goal,
@@ -35,48 +40,9 @@ const ROUNDS = rounds(5);
 const SECONDS = knob('KVMNET_BENCH_SECONDS', 10);
 const CONN_SECONDS = knob('KVMNET_BENCH_CONN_SECONDS', 5);
 const CONN_CONC = knob('KVMNET_BENCH_CONN_CONC', 8);
-const IPERF_PORT = 5201;
-const CONN_PORT = 5301;
-
-interface Setup {
-  name: string;
-  lab: Lab;
-  guest: string;
-}
-
-/** iperf3 and the connection-rate server in a lab's LAN namespace. */
-async function lanServers(lab: Lab): Promise<void> {
-  const iperf = Tracked.start('ip', [
-    'netns',
-    'exec',
-    lab.lanNs,
-    'iperf3',
-    '-s',
-    '-p',
-    String(IPERF_PORT),
-    '--forceflush',
-  ]);
-  lab.tracked.push(iperf);
-  await iperf.waitFor(/listening/i);
-  const conn = Tracked.start('ip', [
-    'netns',
-    'exec',
-    lab.lanNs,
-    process.execPath,
-    join(REPO, 'dist/bench/connrate.js'),
-    '--server',
-    String(CONN_PORT),
-  ]);
-  lab.tracked.push(conn);
-  await conn.waitFor(/listening/);
-}
-
-/** The guest's route out: a lease from the network's DHCP server. */
-async function dhcpGuest(lab: Lab, short: string, bridge: string): Promise<string> {
-  const ns = await lab.addGuest(short, bridge);
-  await timedLease(ns, short); // libvirt's dnsmasq pings first: more tries than lab.dhcp() makes
-  return ns;
-}
+const iperf = (s: Setup): Promise<number> => iperfOf(s, SECONDS);
+const connRate = (s: Setup): Promise<{ rate: number; errors: number }> =>
+  connRateOf(s, CONN_SECONDS, CONN_CONC);
 
 /**
  * kvmnet's NAT network in `lab`; with `noOffload` (a lab of its own) the network without offload.
@@ -128,39 +94,6 @@ async function libvirtSetup(lab: Lab): Promise<Setup> {
   const g = await dhcpGuest(lab, 'g1', 'kbbr0');
   await lanServers(lab);
   return { name: 'libvirt NAT', lab, guest: g };
-}
-
-async function iperf(s: Setup): Promise<number> {
-  const r = await s.lab.exec(
-    s.guest,
-    ['iperf3', '-c', LAN_ROUTER, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-J'],
-    (SECONDS + 30) * 1000,
-  );
-  const j = JSON.parse(r.stdout || '{}') as {
-    error?: string;
-    end?: { sum_received?: { bits_per_second?: number } };
-  };
-  const bps = j.end?.sum_received?.bits_per_second;
-  if (r.code !== 0 || bps === undefined) throw new Error(`iperf3 in ${s.name}: ${j.error ?? r.stderr}`);
-  return bps / 1e9;
-}
-
-async function connRate(s: Setup): Promise<{ rate: number; errors: number }> {
-  const r = await s.lab.exec(
-    s.guest,
-    [
-      process.execPath,
-      join(REPO, 'dist/bench/connrate.js'),
-      '--client',
-      LAN_ROUTER,
-      String(CONN_PORT),
-      String(CONN_SECONDS),
-      String(CONN_CONC),
-    ],
-    (CONN_SECONDS + 30) * 1000,
-  );
-  if (r.code !== 0) throw new Error(`connrate in ${s.name}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { rate: number; errors: number };
 }
 
 async function offloadSupported(lab: Lab): Promise<boolean> {

@@ -16,6 +16,7 @@ import { tapMac, type PortDef } from '../model/port.js';
 import {
   buildFragment,
   elementData,
+  RETIRED_CHAINS,
   skeletonChains,
   skeletonTag,
   TABLE,
@@ -162,6 +163,18 @@ export function compareNft(network: string, want: NftTableWant[], obs: FirewallO
             ? 'another type, hook, priority or policy'
             : `${got.length} rules, ${got.filter((x) => x === c.comment).length} of them kvmnet's current ones`,
         fix: c.base ? `re-create the base chains of ${t.table}` : `rewrite chain ${c.name}`,
+      });
+    }
+    // A base chain of an earlier skeleton still hooked (e.g. after an upgrade): it still costs every
+    // packet it sees.
+    for (const c of t.table === TABLE ? RETIRED_CHAINS.filter((r) => obs.chains.has(r)) : []) {
+      out.push({
+        network,
+        kind: 'nft-chain',
+        object: `chain ${t.table} ${c}`,
+        expected: 'absent (a base chain of an earlier kvmnet)',
+        actual: 'present',
+        fix: `re-create the base chains of ${t.table}`,
       });
     }
     for (const e of t.elements) {

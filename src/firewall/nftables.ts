@@ -14,6 +14,7 @@ import {
   skeletonTag,
   BASE_MAPS,
   BASE_SETS,
+  RETIRED_CHAINS,
   type ElementSpec,
   type FirewallIntent,
   withoutOffload,
@@ -104,7 +105,8 @@ export function parseNftJson(json: unknown): FirewallObserved {
       const got = obs.chains.get(c.name);
       return got !== undefined && got.length === c.rules.length && got.every((x) => x === tag);
     }) &&
-    [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name));
+    [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name)) &&
+    RETIRED_CHAINS.every((c) => !obs.chains.has(c));
   return obs;
 }
 
@@ -139,8 +141,11 @@ export class NftablesBackend implements FirewallBackend {
     else if (!obs.skeletonOk) reasons.push("base chains of table inet kvmnet differ from kvmnet's");
     for (const c of obs.badBaseChains)
       reasons.push(`base chain ${c} has another type, hook, priority or policy`);
-    // A base chain's hook or type cannot be changed in place: drop it and let the skeleton re-create it.
-    script += renderRemoval([], obs.badBaseChains);
+    // A base chain's hook or type cannot be changed in place: drop it and let the skeleton re-create
+    // it. Base chains of an earlier skeleton go too (the skeleton rewrite keeps unknown chains).
+    const retired = RETIRED_CHAINS.filter((c) => obs.chains.has(c));
+    for (const c of retired) reasons.push(`base chain ${c} of an earlier kvmnet is no longer wanted`);
+    script += renderRemoval([], [...obs.badBaseChains, ...retired]);
     if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
 
     // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed). An element is

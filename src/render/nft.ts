@@ -3,8 +3,16 @@
 // Layout: a fixed skeleton of base chains that dispatch through verdict maps keyed by bridge name
 // (NAT too: postrouting dispatches on the ingress bridge of forwarded packets), and per network a few regular chains (net_<name>_in/out/host/nat).
 // Isolation: forwarded traffic from one kvmnet bridge to another goes through chain `between`
-// first, which drops it unless the pair is in `net_peers` (each bridge with itself, peered routed
-// networks both ways) or it is a port forward.
+// (jumped to from the receiving network's in chain, before anything else accepts), which drops it
+// unless the pair is in `net_peers` (each bridge with itself, peered routed networks both ways) or
+// it is a port forward.
+// Per forwarded packet (docs/architecture.md, "The per-packet path"): two map lookups whatever the
+// connection's state. Out of a network: fwd_in (miss), fwd_out, the network's source check (and
+// flow offload). Into a network: fwd_in, then net_bridges (isolation), then the established check.
+// There is no blanket `ct state established accept` up front: conntrack does not look at
+// interfaces, so it would let a guest's spoofed packets that match someone else's connection out,
+// replies in through another interface than the forward device, and old connections across a
+// network that is isolated now.
 // Starting or stopping one network touches only its chains and its map elements, in one
 // transaction; the skeleton is rewritten only when it differs from what is rendered here.
 import { createHash } from 'node:crypto';
@@ -137,13 +145,9 @@ const BASE_CHAINS: BaseChain[] = [
     name: 'forward',
     decl: 'type filter hook forward priority filter; policy accept;',
     json: { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' },
-    // Network to network first (isolation), then traffic into a network, so a network's "in"
-    // rules also guard it from the outside; then traffic out of a network.
-    rules: [
-      'iifname @net_bridges oifname @net_bridges jump between',
-      'oifname vmap @fwd_in',
-      'iifname vmap @fwd_out',
-    ],
+    // Traffic into a network first, so a network's "in" rules (isolation from other networks
+    // first) also guard it from the outside and from other networks; then traffic out of a network.
+    rules: ['oifname vmap @fwd_in', 'iifname vmap @fwd_out'],
   },
   {
     name: 'input',
@@ -172,13 +176,21 @@ const BASE_CHAINS: BaseChain[] = [
     json: { type: 'nat', hook: 'output', prio: -100, policy: 'accept' },
     rules: [TO_FORWARDS],
   },
+  // DHCP replies are dnsmasq's, so the host's own output: hooked there, forwarded packets never
+  // pass this chain; the port comparison first, so the host's other packets skip the set lookup.
   {
-    name: 'mangle_postrouting',
-    decl: 'type filter hook postrouting priority mangle; policy accept;',
-    json: { type: 'filter', hook: 'postrouting', prio: -150, policy: 'accept' },
-    rules: ['oifname @dhcp_bridges udp dport 68 udp checksum set 0'],
+    name: 'mangle_output',
+    decl: 'type filter hook output priority mangle; policy accept;',
+    json: { type: 'filter', hook: 'output', prio: -150, policy: 'accept' },
+    rules: ['udp dport 68 oifname @dhcp_bridges udp checksum set 0'],
   },
 ];
+
+/**
+ * Base chains of earlier skeletons that this one no longer has: deleted when the skeleton is
+ * rewritten (mangle_postrouting: every forwarded packet passed it for a DHCP-only rule).
+ */
+export const RETIRED_CHAINS = ['mangle_postrouting'];
 
 export const BASE_MAPS: Array<{ name: string; decl: string }> = [
   { name: 'fwd_in', decl: 'type ifname : verdict;' },
@@ -260,7 +272,9 @@ export function buildFragment(intent: FirewallIntent): NetworkFragment {
   const br = JSON.stringify(intent.bridge);
   const s = intent.subnet;
   const chains: ChainSpec[] = [];
-  const inRules = [`iifname ${br} accept`];
+  // Within the network, then isolation from the other networks' bridges, whatever the state: an
+  // established or related packet from another bridge is dropped unless the pair may talk.
+  const inRules = [`iifname ${br} accept`, 'iifname @net_bridges jump between'];
   const outRules: string[] = [];
   // libvirt's <forward dev>: out only through that interface, replies only from it.
   const dev = intent.forwardDev === undefined ? undefined : JSON.stringify(intent.forwardDev);

@@ -5,14 +5,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  ESTABLISHED_FLOW_CASES,
   ISOLATION_NETS,
   ISOLATION_PAIR_CASES,
   ISOLATION_PROBE_CASES,
   PEER_INPUT_CASES,
 } from '../lib/cases/isolation.js';
-import { LAN_ROUTER, Lab } from '../lib/lab.js';
-import { must } from '../lib/proc.js';
+import { join } from 'node:path';
+import { LAN_ROUTER, Lab, REPO } from '../lib/lab.js';
+import { must, Tracked } from '../lib/proc.js';
 import { assertRefused } from '../lib/refusal.js';
+
+const UDP_ECHO = join(REPO, 'test/fixtures/udp-echo.mjs');
 
 interface Guest {
   ns: string;
@@ -91,14 +95,72 @@ describe('isolation between networks', () => {
     });
   }
 
-  test('the table: a between chain that drops, every bridge in net_bridges, the one peer pair both ways', async () => {
+  test('the table: a between chain that drops, jumped to by every network, every bridge in net_bridges, the one peer pair both ways', async () => {
     const nft = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'table', 'inet', 'kvmnet']);
-    assert.match(nft, /iifname @net_bridges oifname @net_bridges jump between/);
+    for (const n of ISOLATION_NETS)
+      assert.match(
+        nft,
+        new RegExp(
+          `chain net_${n.name}_in \\{\\n\\s*iifname "kvi${n.n}" accept [^\\n]*\\n\\s*iifname @net_bridges jump between `,
+        ),
+      );
     assert.match(nft, /chain between \{[^}]*drop comment/s);
     const peers = /set net_peers \{[^}]*elements = \{([^}]*)\}/s.exec(nft)?.[1] ?? '';
     const pairs = [...peers.matchAll(/"(\S+)" \. "(\S+)"/g)].map((m) => `${m[1]}>${m[2]}`).sort();
     const self = ISOLATION_NETS.map((n) => `kvi${n.n}>kvi${n.n}`);
     assert.deepEqual(pairs, [...self, 'kvi45>kvi46', 'kvi46>kvi45'].sort());
+  });
+
+  // Conntrack does not look at interfaces: an accept of established traffic before the isolation
+  // check would let such a flow (or a guest's packet spoofed to match one) cross between networks.
+  test('a flow established between two networks while the forward hook had no rules is dropped once the rules are back', async () => {
+    const pairs = ESTABLISHED_FLOW_CASES.map((c) => [c.from, c.to] as const);
+    const udp = (ns: string, ...args: string[]): Promise<string> =>
+      lab.exec(ns, [process.execPath, UDP_ECHO, ...args]).then((r) => r.stdout.trim());
+    for (const [, to] of pairs) {
+      const t = Tracked.start('ip', [
+        'netns',
+        'exec',
+        g(to).ns,
+        process.execPath,
+        UDP_ECHO,
+        'server',
+        '9000',
+      ]);
+      lab.tracked.push(t);
+      await t.waitFor(/listening/);
+    }
+    // Without kvmnet's forward rules the host forwards anything: each flow is established in conntrack.
+    await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'flush', 'chain', 'inet', 'kvmnet', 'forward']);
+    try {
+      for (const [from, to] of pairs)
+        assert.equal(
+          await udp(g(from).ns, 'client', g(to).ip, '9000', '40000'),
+          'reply',
+          `${from} -> ${to} without rules`,
+        );
+    } finally {
+      await lab.kvmnetOk('repair');
+    }
+    for (const [from, to] of pairs)
+      assert.equal(
+        await udp(g(from).ns, 'client', g(to).ip, '9000', '40000'),
+        'none',
+        `${from} -> ${to}, same flow`,
+      );
+    // The control: the peered pair still talks over a flow of its own.
+    const t = Tracked.start('ip', [
+      'netns',
+      'exec',
+      g('rt3').ns,
+      process.execPath,
+      UDP_ECHO,
+      'server',
+      '9000',
+    ]);
+    lab.tracked.push(t);
+    await t.waitFor(/listening/);
+    assert.equal(await udp(g('rt2').ns, 'client', g('rt3').ip, '9000', '40000'), 'reply', 'rt2 -> rt3');
   });
 
   test('stopping a peered network removes its pairs; starting it again brings them back', async () => {

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driverFor } from '../../src/drivers/registry.js';
+import { compareNft, desiredNft } from '../../src/engine/drift.js';
 import { NftablesBackend, parseNftJson } from '../../src/firewall/nftables.js';
 import { elementKey, type AppliedFirewall, type FirewallObserved } from '../../src/firewall/backend.js';
 import type { Host } from '../../src/host/host.js';
@@ -226,18 +227,18 @@ describe('parseNftJson', () => {
       new Map<string, Array<string | undefined>>([
         ['dnat_fwd', [SKEL_TAG, SKEL_TAG]],
         ['between', [SKEL_TAG, SKEL_TAG, SKEL_TAG]],
-        ['forward', [SKEL_TAG, SKEL_TAG, SKEL_TAG]],
+        ['forward', [SKEL_TAG, SKEL_TAG]],
         ['input', [SKEL_TAG]],
         ['postrouting', [SKEL_TAG, SKEL_TAG]],
         ['prerouting', [SKEL_TAG]],
         ['output', [SKEL_TAG]],
-        ['mangle_postrouting', [SKEL_TAG]],
-        ['net_lab_in', [LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG]],
+        ['mangle_output', [SKEL_TAG]],
+        ['net_lab_in', [LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG]],
         ['net_lab_out', [LAB_TAG, LAB_TAG]],
         ['net_lab_host', [LAB_TAG, LAB_TAG]],
         ['net_lab_hairpin', [LAB_TAG]],
         ['net_lab_nat', [LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG, LAB_TAG]],
-        ['net_quiet_in', [QUIET_TAG, QUIET_TAG]],
+        ['net_quiet_in', [QUIET_TAG, QUIET_TAG, QUIET_TAG]],
         ['net_quiet_out', [QUIET_TAG]],
         ['net_quiet_host', [QUIET_TAG, QUIET_TAG]],
       ]),
@@ -316,9 +317,7 @@ describe('parseNftJson', () => {
       [
         'base chain missing',
         (items) =>
-          items.filter(
-            (it) => it.chain?.name !== 'mangle_postrouting' && it.rule?.chain !== 'mangle_postrouting',
-          ),
+          items.filter((it) => it.chain?.name !== 'mangle_output' && it.rule?.chain !== 'mangle_output'),
       ],
       ['dnat_fwd rule missing', (items) => items.filter((it) => it !== rulesOf(items, 'dnat_fwd')[0])],
       [
@@ -394,7 +393,7 @@ describe('NftablesBackend.planNetwork', () => {
     );
     assert.equal(obs.skeletonOk, true);
     const ch = backend.planNetwork(LAB_INTENT, appliedOf(LAB_INTENT), obs);
-    assert.deepEqual(ch.reasons, ['chain net_lab_in has 3 rules not matching the 4 expected']);
+    assert.deepEqual(ch.reasons, ['chain net_lab_in has 4 rules not matching the 5 expected']);
     assert.equal(ch.script, renderChains(buildFragment(LAB_INTENT)));
     assert.match(ch.script, /^add chain inet kvmnet net_lab_in\nflush chain inet kvmnet net_lab_in\n/);
     assert.doesNotMatch(ch.script, /element/); // the elements are intact: not re-added
@@ -475,6 +474,53 @@ describe('NftablesBackend.planNetwork', () => {
     assert.equal(ch.script, renderSkeleton());
   });
 
+  test('a table of an earlier kvmnet (filter chain mangle_postrouting): the skeleton is rewritten and the retired chain deleted', () => {
+    const old = observe(
+      edited((items) => [
+        ...items,
+        {
+          chain: {
+            family: 'inet',
+            table: 'kvmnet',
+            name: 'mangle_postrouting',
+            handle: 990,
+            type: 'filter',
+            hook: 'postrouting',
+            prio: -150,
+            policy: 'accept',
+          },
+        },
+        {
+          rule: {
+            family: 'inet',
+            table: 'kvmnet',
+            chain: 'mangle_postrouting',
+            handle: 991,
+            expr: [],
+            comment: 'kvmnet#62ef9b904c60',
+          },
+        },
+      ]),
+    );
+    assert.equal(old.skeletonOk, false);
+    const ch = backend.planNetwork(LAB_INTENT, appliedOf(LAB_INTENT), old);
+    assert.deepEqual(ch.reasons, [
+      "base chains of table inet kvmnet differ from kvmnet's",
+      'base chain mangle_postrouting of an earlier kvmnet is no longer wanted',
+    ]);
+    assert.equal(
+      ch.script,
+      'flush chain inet kvmnet mangle_postrouting\ndelete chain inet kvmnet mangle_postrouting\n' +
+        renderSkeleton(),
+    );
+    // Drift names it too, so `kvmnet check` finds it and `repair` removes it.
+    const findings = compareNft('lab', desiredNft(LAB_INTENT), old);
+    assert.deepEqual(
+      findings.map((f) => [f.object, f.actual]),
+      [['chain inet kvmnet mangle_postrouting', 'present']],
+    );
+  });
+
   test('switching lab from NAT to routed drops the NAT chain and its element, keeps the hairpin', () => {
     const routed = intentOf({ ...LAB, mode: 'routed' }, LAB_DNAT);
     assert.deepEqual(buildFragment(routed).chains.at(-1), {
@@ -485,7 +531,7 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(ch.reasons, [
       'element virbr7 in nat_out is no longer wanted',
       'chain net_lab_nat is no longer wanted',
-      'chain net_lab_in has 4 rules not matching the 3 expected',
+      'chain net_lab_in has 5 rules not matching the 4 expected',
       'chain net_lab_out has 2 rules not matching the 2 expected',
       'chain net_lab_host has 2 rules not matching the 2 expected',
       'chain net_lab_hairpin has 1 rules not matching the 1 expected',
@@ -513,7 +559,7 @@ describe('NftablesBackend.planNetwork', () => {
       'element tcp . 8080 in fwd_any is no longer wanted',
       'chain net_lab_hairpin is no longer wanted',
       'chain net_lab_nat is no longer wanted',
-      'chain net_lab_in has 4 rules not matching the 2 expected',
+      'chain net_lab_in has 5 rules not matching the 3 expected',
       'chain net_lab_out has 2 rules not matching the 1 expected',
       'chain net_lab_host has 2 rules not matching the 2 expected',
     ]);
@@ -544,6 +590,7 @@ describe('NftablesBackend.planNetwork', () => {
     assert.deepEqual(rules('net_lab_out'), ['ip saddr 10.10.0.0/24 oifname "eth1" accept', 'reject']);
     assert.deepEqual(rules('net_lab_in'), [
       'iifname "virbr7" accept',
+      'iifname @net_bridges jump between',
       'iifname "eth1" ip daddr 10.10.0.0/24 ct state established,related accept',
       'ip daddr 10.10.0.0/24 ct status dnat accept',
       'reject',
@@ -557,6 +604,7 @@ describe('NftablesBackend.planNetwork', () => {
     const routed = buildFragment(intentOf({ ...LAB, mode: 'routed', forwardDev: 'eth1' }));
     assert.deepEqual(routed.chains.find((x) => x.name === 'net_lab_in')?.rules, [
       'iifname "virbr7" accept',
+      'iifname @net_bridges jump between',
       'iifname "eth1" ip daddr 10.10.0.0/24 accept',
       'reject',
     ]);
@@ -818,7 +866,7 @@ describe('against the kernel (throwaway namespace)', () => {
     assert.equal(typeof handle, 'number');
     nft(['delete', 'rule', 'inet', 'kvmnet', 'net_lab_in', 'handle', String(handle)]);
     const repair = backend.planNetwork(LAB_INTENT, first.applied, list());
-    assert.deepEqual(repair.reasons, ['chain net_lab_in has 3 rules not matching the 4 expected']);
+    assert.deepEqual(repair.reasons, ['chain net_lab_in has 4 rules not matching the 5 expected']);
     assert.equal(repair.script, renderChains(buildFragment(LAB_INTENT)));
     nft(['-f', '-'], repair.script);
     assert.equal(backend.planNetwork(LAB_INTENT, first.applied, list()).script, '');
@@ -868,6 +916,25 @@ describe('against the kernel (throwaway namespace)', () => {
     assert.equal(backend.planNetwork(QUIET_INTENT, appliedOf(QUIET_INTENT), left).script, '');
     assert.equal(left.skeletonOk, true);
   });
+
+  test('upgrade: a table with the retired filter chain at postrouting converges in one plan', () => {
+    nft(['-f', '-'], backend.planNetwork(LAB_INTENT, undefined, list()).script);
+    nft(
+      ['-f', '-'],
+      'add chain inet kvmnet mangle_postrouting { type filter hook postrouting priority mangle; policy accept; }\n' +
+        'add rule inet kvmnet mangle_postrouting oifname @dhcp_bridges udp dport 68 udp checksum set 0 comment "kvmnet#62ef9b904c60"\n',
+    );
+    const up = backend.planNetwork(LAB_INTENT, appliedOf(LAB_INTENT), list());
+    assert.match(
+      up.script,
+      /^flush chain inet kvmnet mangle_postrouting\ndelete chain inet kvmnet mangle_postrouting\n/,
+    );
+    nft(['-f', '-'], up.script);
+    const now = list();
+    assert.equal(now.chains.has('mangle_postrouting'), false);
+    assert.equal(now.skeletonOk, true);
+    assert.equal(backend.planNetwork(LAB_INTENT, appliedOf(LAB_INTENT), now).script, '');
+  });
 });
 
 describe('isolation between networks', () => {
@@ -906,11 +973,31 @@ describe('isolation between networks', () => {
     assert.deepEqual(peersOf(f), ['virbr7 . virbr7']);
   });
 
-  test('the forward hook sends kvmnet-to-kvmnet traffic to chain between first, which drops by default', () => {
+  test('kvmnet-to-kvmnet traffic goes to chain between (which drops by default) before any accept of the receiving network but its own bridge', () => {
     const skel = renderSkeleton();
     const fwd = skel.split('\n').filter((l) => l.startsWith('add rule inet kvmnet forward '));
-    assert.match(fwd[0] ?? '', /iifname @net_bridges oifname @net_bridges jump between/);
+    // Into a network first: every packet to a kvmnet bridge goes through that network's in chain.
+    assert.match(fwd[0] ?? '', /forward oifname vmap @fwd_in comment/);
     const between = skel.split('\n').filter((l) => l.startsWith('add rule inet kvmnet between '));
     assert.match(between.at(-1) ?? '', /between drop comment/);
+    for (const intent of [LAB_INTENT, QUIET_INTENT, intentOf(r1), intentOf({ ...LAB, forwardDev: 'eth1' })]) {
+      const f = buildFragment(intent);
+      const inRules = f.chains.find((c) => c.name === `net_${intent.network}_in`)?.rules ?? [];
+      assert.deepEqual(
+        inRules.slice(0, 2),
+        [`iifname "${intent.bridge}" accept`, 'iifname @net_bridges jump between'],
+        intent.network,
+      );
+      // Established and related packets too: no accept before the isolation check.
+      assert.ok(inRules.slice(2).some((r) => /ct state established/.test(r)) || intent.forward !== 'nat');
+    }
+  });
+
+  test("no base chain accepts established traffic before the networks' chains, and no filter chain hooks postrouting", () => {
+    const skel = renderSkeleton();
+    assert.doesNotMatch(skel, /add rule inet kvmnet (forward|input) [^\n]*ct state/);
+    assert.doesNotMatch(skel, /type filter hook postrouting/);
+    // DHCP checksums: only the host's own output, the port compared before the set lookup.
+    assert.match(skel, /mangle_output udp dport 68 oifname @dhcp_bridges udp checksum set 0/);
   });
 });

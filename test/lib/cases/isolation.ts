@@ -34,6 +34,15 @@ export const ISOLATION_PAIR_CASES: Array<{ a: string; b: string; reach: boolean;
   { a: 'iso1', b: 'rt1', reach: false, why: 'isolated and routed' },
 ];
 
+/**
+ * Flows established in conntrack between two networks while the forward hook had no rules (a UDP
+ * flow with fixed ports): once `kvmnet repair` puts the rules back, the same flow must be dropped.
+ */
+export const ESTABLISHED_FLOW_CASES: Array<{ from: string; to: string; why: string }> = [
+  { from: 'rt1', to: 'rt2', why: 'two routed networks without peers' },
+  { from: 'nat1', to: 'iso1', why: 'NAT into isolated (the flow masqueraded)' },
+];
+
 /** What each pair tries, in each direction. */
 export const ISOLATION_PROBE_CASES = ['ping', 'tcp'] as const;
 
