@@ -117,11 +117,12 @@ describe('isolation between networks', () => {
     const pairs = ESTABLISHED_FLOW_CASES.map((c) => [c.from, c.to] as const);
     const udp = (ns: string, ...args: string[]): Promise<string> =>
       lab.exec(ns, [process.execPath, UDP_ECHO, ...args]).then((r) => r.stdout.trim());
-    for (const [, to] of pairs) {
+    /** A UDP echo server on port 9000 in guest `name`'s namespace. */
+    const server = async (name: string): Promise<void> => {
       const t = Tracked.start('ip', [
         'netns',
         'exec',
-        g(to).ns,
+        g(name).ns,
         process.execPath,
         UDP_ECHO,
         'server',
@@ -129,7 +130,8 @@ describe('isolation between networks', () => {
       ]);
       lab.tracked.push(t);
       await t.waitFor(/listening/);
-    }
+    };
+    for (const [, to] of pairs) await server(to);
     // Without kvmnet's forward rules the host forwards anything: each flow is established in conntrack.
     await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'flush', 'chain', 'inet', 'kvmnet', 'forward']);
     try {
@@ -149,17 +151,7 @@ describe('isolation between networks', () => {
         `${from} -> ${to}, same flow`,
       );
     // The control: the peered pair still talks over a flow of its own.
-    const t = Tracked.start('ip', [
-      'netns',
-      'exec',
-      g('rt3').ns,
-      process.execPath,
-      UDP_ECHO,
-      'server',
-      '9000',
-    ]);
-    lab.tracked.push(t);
-    await t.waitFor(/listening/);
+    await server('rt3');
     assert.equal(await udp(g('rt2').ns, 'client', g('rt3').ip, '9000', '40000'), 'reply', 'rt2 -> rt3');
   });
 

@@ -118,9 +118,10 @@ describe('default NAT network', () => {
       'exec',
       g1,
       'python3',
-      join(REPO, 'test/fixtures/dhcp-csum.py'),
+      join(REPO, 'test/fixtures/recv-frames.py'),
       'eth0',
       '8',
+      'dhcp-csum',
     ]);
     lab.tracked.push(cap);
     await cap.waitFor(/ready/);
