@@ -191,14 +191,12 @@ export function daemonEngine(opts: {
       ),
     portDel: (ref, network, o) =>
       either(
-        () =>
-          ask(
-            'DELETE',
-            network === undefined
-              ? `/api/ports/${encodeURIComponent(ref)}`
-              : `/api/ports/${encodeURIComponent(ref)}?network=${encodeURIComponent(network)}`,
-            o.dryRun,
-          ),
+        () => {
+          const path = `/api/ports/${encodeURIComponent(ref)}`;
+          const target =
+            network === undefined ? path : withQuery(path, `network=${encodeURIComponent(network)}`);
+          return ask('DELETE', target, o.dryRun);
+        },
         (e) => e.portDel(ref, network, o),
       ),
     // A port whose tap libvirt makes, and the bridge its <interface> names.

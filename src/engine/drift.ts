@@ -16,7 +16,6 @@ import { tapMac, type PortDef } from '../model/port.js';
 import {
   buildFragment,
   elementData,
-  RETIRED_CHAINS,
   skeletonChains,
   skeletonTag,
   TABLE,
@@ -167,7 +166,7 @@ export function compareNft(network: string, want: NftTableWant[], obs: FirewallO
     }
     // A base chain of an earlier skeleton still hooked (e.g. after an upgrade): it still costs every
     // packet it sees.
-    for (const c of t.table === TABLE ? RETIRED_CHAINS.filter((r) => obs.chains.has(r)) : []) {
+    for (const c of t.table === TABLE ? obs.retiredChains : []) {
       out.push({
         network,
         kind: 'nft-chain',

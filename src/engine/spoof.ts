@@ -13,6 +13,7 @@ import {
   parseBridgeTable,
   renderBridgeUpdate,
   type BridgeLease,
+  type BridgeObserved,
   type BridgePort,
 } from '../render/nft-bridge.js';
 import { readLeases } from './leases.js';
@@ -76,8 +77,18 @@ export async function planBridgeTable(
   /** The table as an observation just listed it (`Observed.bridgeTable`); listed here when absent. */
   listed?: unknown,
 ): Promise<Extract<Step, { kind: 'nft' }> | null> {
-  const ports = bridgePorts(state, running);
   const obs = parseBridgeTable(listed === undefined ? await host.nftListTable('bridge', 'kvmnet') : listed);
+  return bridgeStep(paths, state, running, obs);
+}
+
+/** The step that brings a table seen as `obs` in line with the checked ports of `running`, or null. */
+async function bridgeStep(
+  paths: Paths,
+  state: StateData,
+  running: Set<string>,
+  obs: BridgeObserved,
+): Promise<Extract<Step, { kind: 'nft' }> | null> {
+  const ports = bridgePorts(state, running);
   const diff = bridgeDiff(ports, obs);
   if (diff.why.length === 0) return null;
   // Leases come back from the lease files: a rebuilt table starts with the sets dnsmasq's hook
@@ -105,12 +116,7 @@ export async function planBridgeFromRecord(
   before: Set<string>,
   after: Set<string>,
 ): Promise<Extract<Step, { kind: 'nft' }> | null> {
-  const ports = bridgePorts(state, after);
-  const diff = bridgeDiff(ports, expectedBridgeTable(bridgePorts(state, before)));
-  if (diff.why.length === 0) return null;
-  const needLeases = diff.whole === 'rebuild' || diff.added.some((p) => p.ip === undefined);
-  const leases = needLeases ? await currentLeases(paths, state, after) : [];
-  return { kind: 'nft', why: diff.why.join('; '), script: renderBridgeUpdate(ports, diff, leases), undo: '' };
+  return bridgeStep(paths, state, after, expectedBridgeTable(bridgePorts(state, before)));
 }
 
 /**

@@ -21,6 +21,8 @@ export interface FirewallObserved {
   skeletonOk: boolean;
   /** Base chains whose type, hook, priority or policy differ from kvmnet's (re-created on repair). */
   badBaseChains: string[];
+  /** Base chains of an earlier kvmnet's skeleton still in the table (RETIRED_CHAINS; deleted on repair). */
+  retiredChains: string[];
   /** chain name -> comments of its rules, in order. */
   chains: Map<string, Array<string | undefined>>;
   /** "map|key" -> jump target (undefined for set elements). */

@@ -52,6 +52,7 @@ export function parseNftJson(json: unknown): FirewallObserved {
     table: false,
     skeletonOk: false,
     badBaseChains: [],
+    retiredChains: [],
     chains: new Map(),
     elements: new Map(),
   };
@@ -99,14 +100,15 @@ export function parseNftJson(json: unknown): FirewallObserved {
     if (d !== undefined && d !== JSON.stringify([c.json.type, c.json.hook, c.json.prio, c.json.policy]))
       obs.badBaseChains.push(c.name);
   }
+  obs.retiredChains = RETIRED_CHAINS.filter((c) => obs.chains.has(c));
   obs.skeletonOk =
     obs.badBaseChains.length === 0 &&
+    obs.retiredChains.length === 0 &&
     skeletonChains().every((c) => {
       const got = obs.chains.get(c.name);
       return got !== undefined && got.length === c.rules.length && got.every((x) => x === tag);
     }) &&
-    [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name)) &&
-    RETIRED_CHAINS.every((c) => !obs.chains.has(c));
+    [...BASE_MAPS, ...BASE_SETS].every((m) => maps.has(m.name));
   return obs;
 }
 
@@ -143,9 +145,9 @@ export class NftablesBackend implements FirewallBackend {
       reasons.push(`base chain ${c} has another type, hook, priority or policy`);
     // A base chain's hook or type cannot be changed in place: drop it and let the skeleton re-create
     // it. Base chains of an earlier skeleton go too (the skeleton rewrite keeps unknown chains).
-    const retired = RETIRED_CHAINS.filter((c) => obs.chains.has(c));
-    for (const c of retired) reasons.push(`base chain ${c} of an earlier kvmnet is no longer wanted`);
-    script += renderRemoval([], [...obs.badBaseChains, ...retired]);
+    for (const c of obs.retiredChains)
+      reasons.push(`base chain ${c} of an earlier kvmnet is no longer wanted`);
+    script += renderRemoval([], [...obs.badBaseChains, ...obs.retiredChains]);
     if (!obs.table || !obs.skeletonOk) script += renderSkeleton();
 
     // Stale parts of a previous apply (e.g. the NAT chain after a switch to routed). An element is

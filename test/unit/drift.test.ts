@@ -50,7 +50,7 @@ function cleanFw(applied = intent): FirewallObserved {
       );
     for (const e of t.elements) elements.set(`${e.map}|${e.key}`, elementData(e));
   }
-  return { table: true, skeletonOk: true, badBaseChains: [], chains, elements };
+  return { table: true, skeletonOk: true, badBaseChains: [], retiredChains: [], chains, elements };
 }
 
 function link(ifname: string, extra: Partial<LinkInfo>): LinkInfo {

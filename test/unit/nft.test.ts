@@ -200,6 +200,7 @@ describe('parseNftJson', () => {
       table: false,
       skeletonOk: false,
       badBaseChains: [],
+      retiredChains: [],
       chains: new Map(),
       elements: new Map(),
     });
