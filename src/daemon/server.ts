@@ -321,8 +321,10 @@ export class ApiServer {
     }
     const dryRun = ['1', 'true'].includes(url.searchParams.get('dryRun') ?? '');
     // A CLI handing its command over (src/cli/daemon.ts) says which state dir it means: another
-    // one than this daemon's, and it is told to do the work itself.
-    const theirs = headerOf(req, STATE_DIR_HEADER);
+    // one than this daemon's, and it is told to do the work itself. The path comes as its UTF-8
+    // bytes, which Node.js hands over as Latin-1 characters.
+    const raw = headerOf(req, STATE_DIR_HEADER);
+    const theirs = raw === undefined ? undefined : Buffer.from(raw, 'latin1').toString('utf8');
     if (theirs !== undefined && resolvePath(theirs) !== resolvePath(this.opts.engine.paths.stateDir)) {
       return sendError(
         res,

@@ -8,7 +8,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { daemonEngine, mayDelegate, type Delegable } from '../../src/cli/daemon.js';
+import { daemonEngine, mayDelegate, parseResponse, type Delegable } from '../../src/cli/daemon.js';
 import { KvmnetError } from '../../src/model/errors.js';
 
 interface Seen {
@@ -198,6 +198,54 @@ describe('the CLI hands commands to kvmnet serve', () => {
       return true;
     });
     assert.deepEqual(calls, []);
+  });
+
+  test('a slow answer, a chunked one and a state dir beyond ASCII come through', async () => {
+    // The request is not followed by a half-close: a Node.js server would drop it while it works.
+    reply = (_s, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"dryRun":false,');
+        res.end('"notes":["é"]}');
+      }, 150);
+    };
+    seen.length = 0;
+    const e = daemonEngine({
+      socket,
+      stateDir: '/srv/kvmnet-état',
+      local: () => Promise.reject(new Error('the daemon should answer')),
+      note: () => {},
+    });
+    assert.deepEqual(await e.stop('n', { dryRun: false }), { dryRun: false, notes: ['é'] });
+    assert.equal(seen.length, 1);
+    // Node.js hands header bytes over as Latin-1; the server decodes them as UTF-8 (server.ts).
+    assert.equal(Buffer.from(seen[0]?.stateDir ?? '', 'latin1').toString('utf8'), '/srv/kvmnet-état');
+  });
+
+  test('parseResponse: status, headers and body, or why the bytes are not a whole answer', () => {
+    const ok = parseResponse(Buffer.from('HTTP/1.1 404 Not Found\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n{}'));
+    assert.deepEqual(typeof ok === 'string' ? ok : { ...ok, body: ok.body.toString() }, {
+      status: 404,
+      headers: { 'x-a': '1', 'content-length': '2' },
+      body: '{}',
+    });
+    const chunked = parseResponse(
+      Buffer.from(
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{"\r\n4\r\na":1\r\n1\r\n}\r\n0\r\n\r\n',
+      ),
+    );
+    assert.equal(typeof chunked === 'string' ? chunked : chunked.body.toString(), '{"a":1}');
+    assert.equal(parseResponse(Buffer.alloc(0)), 'the connection closed without an answer');
+    assert.equal(
+      parseResponse(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}')),
+      'a truncated answer',
+    );
+    assert.equal(
+      parseResponse(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{}')),
+      'a truncated answer',
+    );
+    const ssh = parseResponse(Buffer.from('SSH-2.0-x\r\n\r\n'));
+    assert.ok(typeof ssh === 'string' && ssh.startsWith('not an HTTP answer'), JSON.stringify(ssh));
   });
 
   test('who may hand over: not with --no-daemon, KVMNET_NO_DAEMON=1 or the crash-test hook', () => {
