@@ -119,9 +119,12 @@ function libvirtTool(lab: Lab): Tool {
   };
 }
 
-/** The CLI in `lab`: alone (KVMNET_NO_DAEMON=1) or handing its commands to the lab's `kvmnet serve`. */
+/**
+ * The CLI in `lab`, run as a command like virsh (bin/kvmnet's launcher): alone (KVMNET_NO_DAEMON=1)
+ * or handing its commands to the lab's `kvmnet serve`.
+ */
 function cli(lab: Lab, alone: boolean): (...args: string[]) => Promise<string> {
-  return (...args) => lab.kvmnetEnvOk(alone ? { KVMNET_NO_DAEMON: '1' } : {}, ...args);
+  return (...args) => lab.kvmnetCommandOk(alone ? { KVMNET_NO_DAEMON: '1' } : {}, ...args);
 }
 
 /**

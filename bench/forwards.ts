@@ -62,7 +62,7 @@ async function measure(lab: Lab, present: number): Promise<{ engine: Stats; cli:
   const cli: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const t0 = performance.now();
-    await lab.kvmnetOk('forward', 'add', 'default', 'tcp', String(PROBE_PORT), '192.168.122.5:80');
+    await lab.kvmnetCommandOk({}, 'forward', 'add', 'default', 'tcp', String(PROBE_PORT), '192.168.122.5:80');
     cli.push(performance.now() - t0);
     await lab.kvmnetOk('forward', 'del', 'default', 'tcp', String(PROBE_PORT));
   }

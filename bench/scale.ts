@@ -143,11 +143,22 @@ async function measure(lab: Lab, rounds: number, into: Point): Promise<void> {
   const cliFwd: number[] = [];
   for (let i = 0; i < rounds; i++) {
     let t0 = performance.now();
-    await lab.kvmnetOk('port', 'add', 'default', '--vm', 'probe', '--mac', PROBE_MAC, '--ip', PROBE_IP);
+    await lab.kvmnetCommandOk(
+      {},
+      'port',
+      'add',
+      'default',
+      '--vm',
+      'probe',
+      '--mac',
+      PROBE_MAC,
+      '--ip',
+      PROBE_IP,
+    );
     cliPort.push(performance.now() - t0);
     await lab.kvmnetOk('port', 'del', 'probe', '--network', 'default');
     t0 = performance.now();
-    await lab.kvmnetOk('forward', 'add', 'default', 'tcp', String(PROBE_FWD), `${PROBE_IP}:80`);
+    await lab.kvmnetCommandOk({}, 'forward', 'add', 'default', 'tcp', String(PROBE_FWD), `${PROBE_IP}:80`);
     cliFwd.push(performance.now() - t0);
     await lab.kvmnetOk('forward', 'del', 'default', 'tcp', String(PROBE_FWD));
   }

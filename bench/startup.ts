@@ -1,6 +1,9 @@
 // Benchmark: the kvmnet CLI's start-up. Wall time of whole commands against `node -e 0` (Node.js's
 // own start-up, the floor for any CLI written for it), alternated round by round:
-//   - `kvmnet --version` and `kvmnet --help` (no engine, no state),
+//   - when this environment sets NODE_EXTRA_CA_CERTS, `node -e 0` with it too (bin/kvmnet drops it;
+//     every other row runs without it),
+//   - `kvmnet --version` and `kvmnet --help` (no engine, no state), run as commands (bin/kvmnet's
+//     `#!/bin/sh` launcher, node from PATH),
 //   - `kvmnet net list` on an empty state dir and run dir (the engine loaded, state read, the
 //     host's links looked at),
 //   - the same two through the unbundled modules (dist/src/cli/main.js) for comparison with the
@@ -35,21 +38,31 @@ const NS = `kvmnet-bst-${process.pid}`;
 
 interface Case {
   label: string;
+  /** The command run with `ip netns exec`. */
   argv: string[];
+  /** With this environment's NODE_EXTRA_CA_CERTS (the other rows run without it). */
+  extraCerts?: boolean;
 }
+
+const CA = process.env.NODE_EXTRA_CA_CERTS;
 
 function cases(stateDir: string, runDir: string): Case[] {
   const bin = join(REPO, 'bin/kvmnet');
+  const node = process.execPath;
   const dirs = ['--state-dir', stateDir, '--run-dir', runDir];
-  // The unbundled modules, started the way bin/kvmnet starts the bundle.
+  // The unbundled modules (ES modules, as tsc writes them), started from `node -e`.
   const unbundled = (args: string[]): string[] => [
+    node,
     '-e',
     `import(${JSON.stringify(pathToFileURL(join(REPO, 'dist/src/cli/main.js')).href)}).then((m) => m.main([process.argv[0], 'kvmnet', ...process.argv.slice(1)]))`,
     '--',
     ...args,
   ];
   return [
-    { label: '`node -e 0` (baseline)', argv: ['-e', '0'] },
+    { label: '`node -e 0` (baseline)', argv: [node, '-e', '0'] },
+    ...(CA
+      ? [{ label: '`node -e 0` with NODE_EXTRA_CA_CERTS', argv: [node, '-e', '0'], extraCerts: true }]
+      : []),
     { label: '`kvmnet --version`', argv: [bin, '--version'] },
     { label: '`kvmnet --help`', argv: [bin, '--help'] },
     { label: '`kvmnet net list` (empty state)', argv: [bin, ...dirs, 'net', 'list'] },
@@ -61,8 +74,10 @@ function cases(stateDir: string, runDir: string): Case[] {
 async function once(c: Case): Promise<number> {
   let code = 0;
   let stderr = '';
+  const env = { ...process.env };
+  if (!c.extraCerts) delete env.NODE_EXTRA_CA_CERTS;
   const t = await time(async () => {
-    ({ code, stderr } = await run('ip', ['netns', 'exec', NS, process.execPath, ...c.argv]));
+    ({ code, stderr } = await run('ip', ['netns', 'exec', NS, ...c.argv], { env }));
   });
   if (code !== 0) throw new Error(`${c.label} exited ${code}: ${stderr.trim()}`);
   return t;
@@ -125,11 +140,18 @@ async function writeDocs(list: Case[], s: Stats[], load: string): Promise<void> 
     `\`node dist/bench/startup.js --write\` (part of \`npm run bench\`), ${machine()}, load average`,
     `${load} when it started. Median (min–max) of ${ROUNDS} rounds (after one warm-up round), the commands`,
     'alternated, the first rotating; each is a whole process run with `ip netns exec` in a namespace of',
-    'its own, the baseline too, with an empty temporary state dir and run dir. bin/kvmnet runs the',
-    'bundle `npm run build` writes to dist/cli/ (rolldown.config.ts): `--version` and `--help` load one',
-    'chunk (commander and the command definitions), `net list` adds the engine (without zod, which only',
+    'its own, the baseline too, with an empty temporary state dir and run dir. The `kvmnet` rows run',
+    'bin/kvmnet as a command (its `#!/bin/sh` launcher execs node), which runs the CommonJS bundle',
+    '`npm run build` writes to dist/cli/ (rolldown.config.ts): `--version` and `--help` load one chunk',
+    '(commander and the command definitions), `net list` adds the engine (without zod, which only',
     '`apply`, `export` and `serve` load). The "unbundled" rows load the same code as tsc wrote it',
-    '(dist/src/: one file per module, 45 for `net list`).',
+    '(dist/src/: ES modules, one file per module, 45 for `net list`).',
+    ...(CA
+      ? [
+          'This environment sets NODE_EXTRA_CA_CERTS, which Node.js 20 reads and parses at every start-up;',
+          'bin/kvmnet drops it (kvmnet verifies no TLS peer), and every row but the second runs without it.',
+        ]
+      : []),
     '',
     table(HEAD, rows(list, s)),
   ].join('\n');

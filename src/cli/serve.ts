@@ -10,7 +10,7 @@ import { daemonSocket } from './daemon.js';
 
 /**
  * The built page, dist/web of the package this module belongs to: the nearest directory above it
- * with a package.json. Both dist/src/cli/serve.js (tsc) and the bundle's dist/cli/chunks/*.js find it.
+ * with a package.json. Both dist/src/cli/serve.js (tsc) and the bundle's dist/cli/chunks/*.cjs find it.
  */
 export function webRoot(from: string = fileURLToPath(import.meta.url)): string {
   for (let dir = dirname(from); ; dir = dirname(dir)) {

@@ -122,8 +122,15 @@ export class Lab {
     return lab;
   }
 
+  /** The CLI's environment: the lab's dirs, without NODE_EXTRA_CA_CERTS (as bin/kvmnet drops it). */
   env(): NodeJS.ProcessEnv {
-    return { ...process.env, KVMNET_STATE_DIR: this.stateDir, KVMNET_RUN_DIR: this.runDir };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KVMNET_STATE_DIR: this.stateDir,
+      KVMNET_RUN_DIR: this.runDir,
+    };
+    delete env.NODE_EXTRA_CA_CERTS;
+    return env;
   }
 
   /** Runs the real CLI inside the host namespace. */
@@ -136,6 +143,20 @@ export class Lab {
     return run('ip', ['netns', 'exec', this.hostNs, process.execPath, join(REPO, 'bin/kvmnet'), ...args], {
       env: { ...this.env(), ...extra },
     });
+  }
+
+  /**
+   * The CLI as an admin's shell runs it (for the benches): bin/kvmnet through its `#!/bin/sh`
+   * launcher, node from PATH; fails with its output unless it exits 0. (kvmnetEnv runs this test
+   * run's node on bin/kvmnet, so that tests can set a PATH without node.)
+   */
+  async kvmnetCommandOk(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
+    const r = await run('ip', ['netns', 'exec', this.hostNs, join(REPO, 'bin/kvmnet'), ...args], {
+      env: { ...process.env, KVMNET_STATE_DIR: this.stateDir, KVMNET_RUN_DIR: this.runDir, ...extra },
+    });
+    if (r.code !== 0)
+      throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
   }
 
   /** Runs the CLI and fails the test with its output unless it exits 0. */

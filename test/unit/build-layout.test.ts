@@ -17,15 +17,15 @@ test('webRoot is dist/web of the package from either layout', () => {
   const want = join(REPO, 'dist/web');
   assert.equal(webRoot(), want);
   assert.equal(webRoot(join(REPO, 'dist/src/cli/serve.js')), want);
-  assert.equal(webRoot(join(REPO, 'dist/cli/chunks/cli-0123.js')), want);
+  assert.equal(webRoot(join(REPO, 'dist/cli/chunks/cli-0123.cjs')), want);
   assert.ok(existsSync(join(want, 'index.html')), 'npm run build wrote dist/web/index.html');
 });
 
 test('the bundle bin/kvmnet runs exists, its source maps name src/', () => {
-  assert.match(readFileSync(join(REPO, 'bin/kvmnet'), 'utf8'), /dist\/cli\/main\.js/);
+  assert.match(readFileSync(join(REPO, 'bin/kvmnet'), 'utf8'), /dist\/cli\/main\.cjs/);
   const chunks = join(REPO, 'dist/cli/chunks');
-  const cli = readdirSync(chunks).find((f) => /^cli-.*\.js$/.test(f));
-  assert.ok(cli, 'dist/cli/chunks/cli-*.js');
+  const cli = readdirSync(chunks).find((f) => /^cli-.*\.cjs$/.test(f));
+  assert.ok(cli, 'dist/cli/chunks/cli-*.cjs');
   const map = JSON.parse(readFileSync(join(chunks, `${cli}.map`), 'utf8')) as { sources: string[] };
   assert.ok(map.sources.includes('../../../src/cli/main.ts'), map.sources.join(' '));
 });
