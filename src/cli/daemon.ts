@@ -250,18 +250,14 @@ export function daemonEngine(opts: {
         },
         (e) => e.portDel(ref, network, o),
       ),
-    // A port whose tap libvirt makes, and the bridge its <interface> names.
+    // A port whose tap libvirt makes; the answer names the bridge its <interface> needs.
     libvirtInterface: (input, o) =>
       either(
-        async () => {
-          type R = Awaited<ReturnType<Engine['libvirtInterface']>>;
-          const r = await ask<Omit<R, 'bridge'>>('POST', '/api/ports', o.dryRun, {
+        () =>
+          ask<Awaited<ReturnType<Engine['libvirtInterface']>>>('POST', '/api/ports', o.dryRun, {
             ...input,
             tap: 'libvirt',
-          });
-          const { bridge } = await ask<{ bridge: string }>('GET', net(input.network), false);
-          return { ...r, bridge };
-        },
+          }),
         (e) => e.libvirtInterface(input, o),
       ),
   };

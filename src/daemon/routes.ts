@@ -186,7 +186,9 @@ export const routes: Route[] = [
       if (b.model !== undefined) input.model = b.model;
       if (b.spoofCheck !== undefined) input.spoofCheck = b.spoofCheck;
       if (b.isolated !== undefined) input.isolated = b.isolated;
-      if (b.tap === 'libvirt') input.tap = 'libvirt';
+      // A port whose tap libvirt makes: the answer names the network's bridge too, which its
+      // domain <interface> needs (kvmnet libvirt interface).
+      if (b.tap === 'libvirt') return ctx.engine.libvirtInterface(input, { dryRun: ctx.dryRun });
       return ctx.engine.portAdd(input, { dryRun: ctx.dryRun });
     },
   },

@@ -360,7 +360,7 @@ describe('kvmnet serve: the HTTP API', () => {
 
   test('a libvirt port through the API: recorded, reservation served, no tap made', async () => {
     const before = await lab.exec(lab.hostNs, ['ip', '-o', 'link', 'show']);
-    const added = await d.ok<{ port: { id: string; tap?: string; ip?: string } }>(
+    const added = await d.ok<{ port: { id: string; tap?: string; ip?: string }; bridge?: string }>(
       '/api/ports',
       {
         method: 'POST',
@@ -376,6 +376,7 @@ describe('kvmnet serve: the HTTP API', () => {
     );
     assert.equal(added.port.id, 'lv1/net0');
     assert.equal(added.port.tap, 'libvirt');
+    assert.equal(added.bridge, 'virbr0', "the answer names the bridge the domain's <interface> needs");
     const after = await lab.exec(lab.hostNs, ['ip', '-o', 'link', 'show']);
     assert.equal(after.stdout.split('\n').length, before.stdout.split('\n').length, 'no link was made');
     const hostsFile = join(lab.runDir, 'net', 'default', 'dhcp-hosts');
