@@ -6,7 +6,8 @@
 // sooner than the same code as an ES module (no module linking, and its CommonJS loader is part of
 // Node.js's start-up snapshot; bench/startup.ts).
 // The input is tsc's output, so the bundle runs exactly the code the tests test; its source map
-// chains tsc's maps, so stack traces (KVMNET_DEBUG=1) name src/**/*.ts.
+// chains tsc's maps, so stack traces (KVMNET_DEBUG=1) name src/**/*.ts. A second, small bundle
+// (dist/cli-early/) is what bin/kvmnet loads before the CLI (src/cli/early.ts).
 import { readFile } from 'node:fs/promises';
 import { defineConfig, type Plugin } from 'rolldown';
 
@@ -23,19 +24,36 @@ function tscMaps(): Plugin {
   };
 }
 
-export default defineConfig({
-  input: { main: 'dist/src/cli/main.js' },
-  platform: 'node',
-  plugins: [tscMaps()],
-  output: {
-    dir: 'dist/cli',
-    format: 'cjs',
-    entryFileNames: '[name].cjs',
-    sourcemap: true,
-    cleanDir: true,
-    chunkFileNames: 'chunks/[name]-[hash].cjs',
-    // Everything start-up loads in one file (each module file costs a read and a resolve); what
-    // commands import on demand stays in chunks of its own.
-    codeSplitting: { groups: [{ name: 'cli', tags: ['$initial'] }] },
+export default defineConfig([
+  {
+    input: { main: 'dist/src/cli/main.js' },
+    platform: 'node',
+    plugins: [tscMaps()],
+    output: {
+      dir: 'dist/cli',
+      format: 'cjs',
+      entryFileNames: '[name].cjs',
+      sourcemap: true,
+      cleanDir: true,
+      chunkFileNames: 'chunks/[name]-[hash].cjs',
+      // Everything start-up loads in one file (each module file costs a read and a resolve); what
+      // commands import on demand stays in chunks of its own.
+      codeSplitting: { groups: [{ name: 'cli', tags: ['$initial'] }] },
+    },
   },
-});
+  // What bin/kvmnet loads first (src/cli/early.ts): a few KiB on their own, so that a request to
+  // kvmnet serve is on its way before the CLI's bundle loads. Its modules are in that bundle too.
+  {
+    input: { early: 'dist/src/cli/early.js' },
+    platform: 'node',
+    plugins: [tscMaps()],
+    output: {
+      dir: 'dist/cli-early',
+      format: 'cjs',
+      entryFileNames: '[name].cjs',
+      sourcemap: true,
+      cleanDir: true,
+      codeSplitting: false,
+    },
+  },
+]);

@@ -15,11 +15,16 @@ import { registerDoctor } from './doctor.js';
 import { registerDrift } from './drift.js';
 import { json, renderResult } from './output.js';
 import { daemonEngine, daemonSocket, mayDelegate } from './daemon.js';
+import type { EarlyRequest } from './early.js';
 import { keepProgress } from '../daemon/progress.js';
 
 export const VERSION = '0.1.0';
 
-export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
+export function buildProgram(
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  /** The request bin/kvmnet already sent for this command line (src/cli/early.ts). */
+  early?: EarlyRequest,
+): Command {
   const program = new Command('kvmnet');
   let engine: Engine | undefined;
   // The engine's modules load before a command's action runs, not at start-up: --help, --version
@@ -57,6 +62,7 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
           return ctx.engine();
         },
         note,
+        early,
       });
     },
     handsOver: (c) => {
@@ -205,8 +211,8 @@ function wantsJson(argv: string[]): boolean {
   return argv.includes('--json');
 }
 
-export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+export async function main(argv: string[], opts: { early?: EarlyRequest } = {}): Promise<void> {
+  const program = buildProgram(undefined, opts.early);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   // commander's own errors (unknown option, missing argument) as one line, like kvmnet's: its

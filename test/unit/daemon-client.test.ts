@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { daemonEngine, mayDelegate, parseResponse, type Delegable } from '../../src/cli/daemon.js';
 import { KvmnetError } from '../../src/model/errors.js';
+import { earlyRequest, earlyTarget } from '../../src/cli/early.js';
 
 interface Seen {
   method: string;
@@ -219,6 +220,88 @@ describe('the CLI hands commands to kvmnet serve', () => {
     assert.equal(seen.length, 1);
     // Node.js hands header bytes over as Latin-1; the server decodes them as UTF-8 (server.ts).
     assert.equal(Buffer.from(seen[0]?.stateDir ?? '', 'latin1').toString('utf8'), '/srv/kvmnet-état');
+  });
+
+  test('bin/kvmnet sends the request of an idempotent command early; the CLI takes its answer', async () => {
+    const answer = { dryRun: false, definitions: [], plans: [], notes: [] };
+    reply = (_s, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-kvmnet-progress': encodeURIComponent(JSON.stringify(['stopping dnsmasq'])),
+      });
+      res.end(JSON.stringify(answer));
+    };
+    const env = { KVMNET_STATE_DIR: '/var/lib/kvmnet/', KVMNET_RUN_DIR: dir };
+    const cli = (early: ReturnType<typeof earlyRequest>, notes: string[] = []): Delegable =>
+      daemonEngine({
+        socket,
+        stateDir: '/var/lib/kvmnet/',
+        local: () => Promise.reject(new Error('the daemon should answer')),
+        note: (m) => notes.push(m),
+        early,
+      });
+    seen.length = 0;
+    const early = earlyRequest(['node', 'kvmnet', 'net', 'stop', 'a b', '--json'], env);
+    assert.ok(early, 'net stop NAME --json is sent early');
+    await early.sent;
+    const notes: string[] = [];
+    assert.deepEqual(await cli(early, notes).stop('a b', { dryRun: false }), answer);
+    assert.deepEqual(notes, ['stopping dnsmasq'], "the early answer's progress notes are printed");
+    assert.deepEqual(
+      seen.map((x) => `${x.method} ${x.url} ${x.stateDir}`),
+      ['POST /api/networks/a%20b/stop /var/lib/kvmnet'],
+      'asked once',
+    );
+    // Should the CLI come to another request (here --dry-run), it asks for that one itself.
+    seen.length = 0;
+    const other = earlyRequest(['node', 'kvmnet', 'up'], env);
+    assert.ok(other);
+    await cli(other).up({ dryRun: true });
+    assert.deepEqual(
+      seen.map((x) => `${x.method} ${x.url}`),
+      ['POST /api/up', 'POST /api/up?dryRun=1'],
+    );
+    // No daemon on the socket: nothing is sent, and the CLI works alone.
+    const none = earlyRequest(['node', 'kvmnet', 'down'], { ...env, KVMNET_RUN_DIR: join(dir, 'nothing') });
+    assert.ok(none);
+    await none.sent;
+    assert.deepEqual(await none.answer, { kind: 'absent' });
+  });
+
+  test('which command lines are sent early: exactly these shapes, when a daemon may be asked', () => {
+    const t = (...args: string[]): string | undefined => {
+      const x = earlyTarget(['node', 'kvmnet', ...args]);
+      return x && `${x.method} ${x.path}`;
+    };
+    assert.equal(t('net', 'start', 'default'), 'POST /api/networks/default/start');
+    assert.equal(t('net', 'stop', 'lab.1', '--json'), 'POST /api/networks/lab.1/stop');
+    assert.equal(t('up'), 'POST /api/up');
+    assert.equal(t('down', '--json'), 'POST /api/down');
+    for (const args of [
+      ['net', 'start', 'default', '--dry-run'],
+      ['net', 'start', '--dry-run', 'default'],
+      ['net', 'start', 'default', '--confirm-timeout', '5'],
+      ['--state-dir', '/x', 'net', 'start', 'default'],
+      ['--no-daemon', 'net', 'stop', 'default'],
+      ['net', 'stop', '--help'],
+      ['net', 'stop', '-h'],
+      ['net', 'stop', ''],
+      ['net', 'stop', 'a', 'b'],
+      ['net', 'undefine', 'default'],
+      ['up', '--dry-run'],
+      ['--json', 'up'],
+      ['port', 'del', 'vnet0'],
+      [],
+    ])
+      assert.equal(t(...args), undefined, args.join(' '));
+    const argv = ['node', 'kvmnet', 'net', 'stop', 'default'];
+    for (const env of [
+      { KVMNET_NO_DAEMON: '1' },
+      { KVMNET_TEST_CRASH_AFTER_STEP: '2' },
+      { KVMNET_STATE_DIR: '' },
+      { KVMNET_RUN_DIR: '' },
+    ])
+      assert.equal(earlyRequest(argv, env), undefined, JSON.stringify(env));
   });
 
   test('parseResponse: status, headers and body, or why the bytes are not a whole answer', () => {
