@@ -9,7 +9,7 @@
 // chains tsc's maps, so stack traces (KVMNET_DEBUG=1) name src/**/*.ts. A second, small bundle
 // (dist/cli-early/) is what bin/kvmnet loads before the CLI (src/cli/early.ts).
 import { readFile } from 'node:fs/promises';
-import { defineConfig, type Plugin } from 'rolldown';
+import { defineConfig, type OutputOptions, type Plugin, type RolldownOptions } from 'rolldown';
 
 /** Loads dist/src/**.js with the source map tsc wrote beside it. */
 function tscMaps(): Plugin {
@@ -24,36 +24,24 @@ function tscMaps(): Plugin {
   };
 }
 
-export default defineConfig([
-  {
-    input: { main: 'dist/src/cli/main.js' },
+/** A CommonJS bundle of one of tsc's modules into `dir` (NAME.cjs), with source maps. */
+function bundle(name: string, dir: string, output: OutputOptions): RolldownOptions {
+  return {
+    input: { [name]: `dist/src/cli/${name}.js` },
     platform: 'node',
     plugins: [tscMaps()],
-    output: {
-      dir: 'dist/cli',
-      format: 'cjs',
-      entryFileNames: '[name].cjs',
-      sourcemap: true,
-      cleanDir: true,
-      chunkFileNames: 'chunks/[name]-[hash].cjs',
-      // Everything start-up loads in one file (each module file costs a read and a resolve); what
-      // commands import on demand stays in chunks of its own.
-      codeSplitting: { groups: [{ name: 'cli', tags: ['$initial'] }] },
-    },
-  },
+    output: { dir, format: 'cjs', entryFileNames: '[name].cjs', sourcemap: true, cleanDir: true, ...output },
+  };
+}
+
+export default defineConfig([
+  bundle('main', 'dist/cli', {
+    chunkFileNames: 'chunks/[name]-[hash].cjs',
+    // Everything start-up loads in one file (each module file costs a read and a resolve); what
+    // commands import on demand stays in chunks of its own.
+    codeSplitting: { groups: [{ name: 'cli', tags: ['$initial'] }] },
+  }),
   // What bin/kvmnet loads first (src/cli/early.ts): a few KiB on their own, so that a request to
   // kvmnet serve is on its way before the CLI's bundle loads. Its modules are in that bundle too.
-  {
-    input: { early: 'dist/src/cli/early.js' },
-    platform: 'node',
-    plugins: [tscMaps()],
-    output: {
-      dir: 'dist/cli-early',
-      format: 'cjs',
-      entryFileNames: '[name].cjs',
-      sourcemap: true,
-      cleanDir: true,
-      codeSplitting: false,
-    },
-  },
+  bundle('early', 'dist/cli-early', { codeSplitting: false }),
 ]);
