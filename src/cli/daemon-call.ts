@@ -89,6 +89,8 @@ export function call(
         done({ kind: 'absent' });
       else done({ kind: 'lost', message: e.message });
     });
+    // After 'end' or 'error' this changes nothing (a promise settles once).
+    s.on('close', () => done({ kind: 'lost', message: 'the connection closed without an answer' }));
   });
 }
 

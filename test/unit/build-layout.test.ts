@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -51,4 +52,15 @@ test('bin/kvmnet runs through a symlink as a shell script and drops NODE_EXTRA_C
   assert.equal(direct.status, 0, direct.stderr);
   assert.equal(direct.stdout.trim(), '0.1.0');
   assert.match(direct.stderr, /extra certs/);
+});
+
+test('the early bundle bin/kvmnet loads first is there and knows the commands it sends', () => {
+  const early = createRequire(import.meta.url)(join(REPO, 'dist/cli-early/early.cjs')) as {
+    earlyTarget: (argv: string[]) => { method: string; path: string } | undefined;
+  };
+  assert.deepEqual(early.earlyTarget(['node', 'kvmnet', 'net', 'stop', 'default']), {
+    method: 'POST',
+    path: '/api/networks/default/stop',
+  });
+  assert.match(readFileSync(join(REPO, 'bin/kvmnet'), 'utf8'), /dist\/cli-early\/early\.cjs/);
 });
