@@ -50,6 +50,8 @@ import {
   kernelChanges,
   observe,
   observeLocal,
+  NOT_LISTED,
+  observeFromRecords,
   relist,
   rescope,
   type KernelView,
@@ -92,6 +94,17 @@ import { normalizeMac } from '../model/mac.js';
 import { compareNames, compareNatural } from '../model/order.js';
 import { bridgedDrift, checkTarget, restoreLines, snapshotUplink, takeoverLines } from './bridged.js';
 import { dnatElements, type ElementSpec } from '../render/nft.js';
+
+/** How startLocked starts one network. */
+interface StartOpts {
+  confirmTimeout?: number;
+  restartDnsmasq?: boolean;
+  /** An observation made for this network since the last host change (see observeNetwork). */
+  pre?: Observed;
+  chain?: StartChain;
+  /** Observe the host (the fast path from the records failed, see observeFromRecord). */
+  observed?: boolean;
+}
 
 /**
  * Starting many networks in a row (`up`, `apply`): the observation that verified one start is the
@@ -1507,15 +1520,9 @@ export class Engine {
     state: StateData,
     name: string,
     dryRun: boolean,
-    opts: {
-      confirmTimeout?: number;
-      restartDnsmasq?: boolean;
-      /** An observation made for this network since the last host change (see observeNetwork). */
-      pre?: Observed;
-      chain?: StartChain;
-    } = {},
+    opts: StartOpts = {},
   ): Promise<NetworkPlan[]> {
-    const { confirmTimeout = 20, restartDnsmasq = false, chain } = opts;
+    const { confirmTimeout = 20, chain } = opts;
     const def = Engine.getDef(state, name);
     const driver = driverFor(def.mode);
     if (driver.capabilities.uplink) {
@@ -1533,6 +1540,21 @@ export class Engine {
     // A stop above changed the host: then `pre` and the chain's observation are stale.
     const scope = { defs: [def], applied: applied ? [applied] : [] };
     const fresh = plans.length === 0;
+    if (fresh && !dryRun && !opts.pre && !chain?.after && !opts.observed) {
+      const recorded = await this.observeFromRecord(state, def, applied, allApplied);
+      if (recorded) {
+        try {
+          return await this.startObserved(state, def, applied, allApplied, recorded, plans, dryRun, opts);
+        } catch (e) {
+          // What the host's state decides (the transaction refused, the check after it) is done
+          // again from an observation; anything else (bad input, a closed run dir) would fail the
+          // same way there.
+          if (!(e instanceof KvmnetError) || !['start-failed', 'verify-failed'].includes(e.code)) throw e;
+          this.note(`start of network "${name}" from the records: ${e.message}; observing the host to do it`);
+          return this.startLocked(await this.store.load(), name, dryRun, { ...opts, observed: true });
+        }
+      }
+    }
     const obs =
       fresh && opts.pre
         ? opts.pre
@@ -1540,6 +1562,56 @@ export class Engine {
           ? await rescope(this.host, this.firewall, this.paths, chain.after, scope)
           : await this.observeFor(scope.defs, scope.applied);
     if (chain) delete chain.after;
+    return this.startObserved(state, def, applied, allApplied, obs, plans, dryRun, opts);
+  }
+
+  /**
+   * net start's fast path: the observation of a network that has never been applied (no record)
+   * while every running network is as its record says, with kvmnet's nft tables taken from the
+   * records instead of listed (observeFromRecords): one ip process and the files, whatever the
+   * number of running networks. Its nft transaction adds the network's chains (added and flushed
+   * first, so leftovers go) and elements (refused by the kernel, all or nothing, when a key holds
+   * another value); the verifying observation lists both tables. When any of it fails, what ran is
+   * undone and startLocked observes the host and plans again. Null where the full observation is
+   * needed: a network that was applied before, peered, bridged or on a host bridge; a running
+   * network not as recorded; none with rules (the first network's table is cheap to list);
+   * `nft` or `ip` missing (the observed start names it).
+   */
+  private async observeFromRecord(
+    state: StateData,
+    def: NetworkDef,
+    applied: AppliedNetwork | undefined,
+    allApplied: AppliedNetwork[],
+  ): Promise<Observed | null> {
+    if (applied || !['nat', 'routed', 'isolated'].includes(def.mode)) return null;
+    if (peersOf(state, def).length > 0) return null;
+    const others = allApplied.filter((a) => a.network !== def.name);
+    if (!others.some((a) => a.firewall.chains.length > 0)) return null;
+    for (const a of others) {
+      const d = own(state.networks, a.network);
+      if (!d || !Engine.simplyRunning(a, d)) return null;
+    }
+    if (!(await onPath('nft')) || !(await onPath('ip'))) return null;
+    return observeFromRecords(this.host, this.firewall, this.paths, { defs: [def], applied: [] }, others);
+  }
+
+  /** startLocked from `obs` on: plan, apply with rollback, verify. */
+  private async startObserved(
+    state: StateData,
+    def: NetworkDef,
+    applied: AppliedNetwork | undefined,
+    allApplied: AppliedNetwork[],
+    obs: Observed,
+    before: NetworkPlan[],
+    dryRun: boolean,
+    opts: StartOpts,
+  ): Promise<NetworkPlan[]> {
+    const { restartDnsmasq = false, chain } = opts;
+    const name = def.name;
+    const driver = driverFor(def.mode);
+    const scope = { defs: [def], applied: applied ? [applied] : [] };
+    const plans = [...before];
+    const fromRecords = obs.bridgeTable === NOT_LISTED;
     this.checkStartable(def, obs, applied, allApplied);
     const closed = await firstUntraversable(this.paths.netRunDir(name));
     if (closed !== null) {
@@ -1565,7 +1637,13 @@ export class Engine {
       peers,
       { restartDnsmasq },
     );
-    joinBridgeStep(plan.steps, await this.bridgeTableStep(state, name, undefined, obs));
+    const running = allApplied.map((a) => a.network);
+    joinBridgeStep(
+      plan.steps,
+      fromRecords
+        ? await planBridgeFromRecord(this.paths, state, new Set(running), new Set([...running, name]))
+        : await this.bridgeTableStep(state, name, undefined, obs),
+    );
     plans.push(plan);
     // Nothing applied (a dry run, or nothing to do): the host is as observed for the next start.
     if (chain && plans.length === 1) chain.after = obs;

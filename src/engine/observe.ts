@@ -25,6 +25,33 @@ export async function observe(
 /** What the kernel reports (links, addresses, routes, kvmnet's nft tables), without files or processes. */
 export type KernelView = Omit<Observed, 'sysctls' | 'files' | 'procs'>;
 
+/** `Observed.bridgeTable` of a plan made from the applied records: the table was not listed. */
+export const NOT_LISTED = Symbol('table bridge kvmnet not listed');
+
+/**
+ * An observation for starting `scope`'s one network, which has no record, with kvmnet's nft tables
+ * taken from the running networks' applied records (`recorded`) instead of listed: one ip process
+ * and the files. See FirewallBackend.fromRecords; table bridge kvmnet's change is planned from the
+ * stored state (planBridgeFromRecord).
+ */
+export async function observeFromRecords(
+  host: Host,
+  firewall: FirewallBackend,
+  paths: Paths,
+  scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
+  recorded: AppliedNetwork[],
+): Promise<Observed> {
+  const [net, fw, local] = await Promise.all([
+    host.netState(),
+    firewall.fromRecords(
+      recorded.map((r) => r.firewall),
+      { probe: plansNat(scope) },
+    ),
+    observeLocal(host, paths, scope),
+  ]);
+  return { ...netView(net), fw, bridgeTable: NOT_LISTED, ...local };
+}
+
 /**
  * The kernel's part of an observation: one ip process and the two nft listings, side by side
  * (spawning them is most of the cost). `rescope` completes it with files and processes.
@@ -53,10 +80,13 @@ export async function relist(
   base: KernelView,
   changed: KernelChanges,
 ): Promise<KernelView> {
+  // Parts the plan took from the applied records (a start's fast path) are listed in any case.
   const [net, fw, bridgeTable] = await Promise.all([
     changed.ip ? host.netState() : undefined,
-    changed.inet ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
-    changed.bridge ? host.nftListTable('bridge', 'kvmnet') : base.bridgeTable,
+    changed.inet || base.fw.fromRecords ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
+    changed.bridge || base.bridgeTable === NOT_LISTED
+      ? host.nftListTable('bridge', 'kvmnet')
+      : base.bridgeTable,
   ]);
   const { links, addrs, routes } = net ? netView(net) : base;
   return { links, addrs, routes, fw, bridgeTable };

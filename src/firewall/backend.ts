@@ -30,6 +30,11 @@ export interface FirewallObserved {
   /** Flowtables present in the table, by name. */
   flowtables?: Set<string>;
   /**
+   * Made from the applied records rather than a listing (FirewallBackend.fromRecords): what the
+   * records say, not what the kernel holds; a verifying observation lists the table again.
+   */
+  fromRecords?: true;
+  /**
    * Whether the kernel accepts nftables flowtables (probed once per backend, i.e. per command or
    * daemon, and only when a nat network is planned). false: flow offload is skipped. Absent: not
    * probed, taken as present.
@@ -55,6 +60,14 @@ export interface FirewallBackend {
    * network in the plan could offload (its answer is only needed to plan a nat network's rules).
    */
   observe(opts?: { probe?: boolean }): Promise<FirewallObserved>;
+  /**
+   * The table as the applied records of the running networks say it is, without listing it, for
+   * planning a network that has no record yet (net start's fast path): whether the table and its
+   * skeleton exist, and no chain or element of that network (it has none). Every line such a plan
+   * adds is idempotent or refused by the kernel when it finds another value under its key, all or
+   * nothing; the start then lists the table to verify, and observes and plans again on failure.
+   */
+  fromRecords(recorded: AppliedFirewall[], opts?: { probe?: boolean }): Promise<FirewallObserved>;
   planNetwork(
     intent: FirewallIntent,
     previous: AppliedFirewall | undefined,

@@ -128,6 +128,22 @@ export class NftablesBackend implements FirewallBackend {
     return obs;
   }
 
+  async fromRecords(recorded: AppliedFirewall[], opts: { probe?: boolean } = {}): Promise<FirewallObserved> {
+    if (opts.probe !== false) this.flowtableSupport ??= this.probe();
+    const table = recorded.some((r) => r.chains.length > 0 || r.elements.length > 0);
+    const obs: FirewallObserved = {
+      table,
+      skeletonOk: table,
+      badBaseChains: [],
+      retiredChains: [],
+      chains: new Map(),
+      elements: new Map(),
+      fromRecords: true,
+    };
+    if (this.flowtableSupport) obs.flowtableSupport = await this.flowtableSupport;
+    return obs;
+  }
+
   planNetwork(
     intent: FirewallIntent,
     previous: AppliedFirewall | undefined,
@@ -227,6 +243,13 @@ export class NftablesBackend implements FirewallBackend {
         undo = renderRemoval([...newElems, ...wrong], newChains, newFts) + renderAddElements(restore);
       }
     }
+    // Planned from the records (fromRecords), the reasons above would be claims nothing looked at.
+    if (obs.fromRecords && script !== '')
+      reasons.splice(
+        0,
+        reasons.length,
+        "add the network's chains and elements to table inet kvmnet (as the running networks' records have it, not listed)",
+      );
     return { script, reasons, undo, applied };
   }
 
