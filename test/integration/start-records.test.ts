@@ -33,17 +33,8 @@ describe('net start of a new network from the records of the running ones', () =
     await lab.kvmnetOk('port', 'add', 'n2', '--vm', 'other', '--mac', '52:54:00:00:e1:01');
     await lab.kvmnetOk('forward', 'add', 'n2', 'tcp', '2222', '10.77.0.9:22');
     await lab.kvmnetOk('net', 'define', 'default', '--subnet', '192.168.122.0/24');
-    await lab.kvmnetOk(
-      'port',
-      'add',
-      'default',
-      '--vm',
-      'web',
-      '--mac',
-      '52:54:00:00:e1:02',
-      '--ip',
-      '192.168.122.10',
-    );
+    const web = 'port add default --vm web --mac 52:54:00:00:e1:02 --ip 192.168.122.10';
+    await lab.kvmnetOk(...web.split(' '));
     await lab.kvmnetOk('forward', 'add', 'default', 'tcp', '8080', 'web:80');
   });
   after(async () => {
@@ -56,6 +47,8 @@ describe('net start of a new network from the records of the running ones', () =
     const steps = (JSON.parse(r.stdout) as OpJson).plans.flatMap((p) => p.steps);
     return { why: steps.find((s) => s.kind === 'nft')?.why ?? '', stderr: r.stderr };
   };
+  /** One nft command in the lab's host namespace (a change by hand, or a listing). */
+  const nft = (command: string): Promise<string> => must('ip', ['netns', 'exec', lab.hostNs, 'nft', command]);
   const noDrift = async (): Promise<void> => {
     const chk = await lab.kvmnet('check');
     assert.equal(chk.code, 0, chk.stdout + chk.stderr);
@@ -65,9 +58,9 @@ describe('net start of a new network from the records of the running ones', () =
     const fast = await start();
     assert.match(fast.why, FROM_RECORDS);
     assert.doesNotMatch(fast.stderr, FALLBACK);
-    const nft = await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'list', 'ruleset']);
-    assert.match(nft, /tcp \. 8080 : 192\.168\.122\.10 \. 80/, 'its forward is in the map');
-    assert.match(nft, /chain net_virbr1 /, 'its port is checked');
+    const ruleset = await nft('list ruleset');
+    assert.match(ruleset, /tcp \. 8080 : 192\.168\.122\.10 \. 80/, 'its forward is in the map');
+    assert.match(ruleset, /chain net_virbr1 /, 'its port is checked');
     await noDrift();
     const fromRecords = await lab.snapshot();
     await lab.kvmnetOk('net', 'stop', 'default');
@@ -83,24 +76,12 @@ describe('net start of a new network from the records of the running ones', () =
   });
 
   test('a leftover chain of its name, filled by hand, is flushed and written', async () => {
-    await must('ip', ['netns', 'exec', lab.hostNs, 'nft', 'add chain inet kvmnet net_default_in']);
-    await must('ip', [
-      'netns',
-      'exec',
-      lab.hostNs,
-      'nft',
-      'add rule inet kvmnet net_default_in counter drop',
-    ]);
+    await nft('add chain inet kvmnet net_default_in');
+    await nft('add rule inet kvmnet net_default_in counter drop');
     const r = await start();
     assert.match(r.why, FROM_RECORDS);
     assert.doesNotMatch(r.stderr, FALLBACK);
-    const chain = await must('ip', [
-      'netns',
-      'exec',
-      lab.hostNs,
-      'nft',
-      'list chain inet kvmnet net_default_in',
-    ]);
+    const chain = await nft('list chain inet kvmnet net_default_in');
     assert.doesNotMatch(chain, /counter/);
     await noDrift();
     await lab.kvmnetOk('net', 'stop', 'default');
@@ -108,13 +89,7 @@ describe('net start of a new network from the records of the running ones', () =
 
   test('a key of its own held with another value: the transaction fails, the observed start does it, noted', async () => {
     const before = kernel(await lab.snapshot());
-    await must('ip', [
-      'netns',
-      'exec',
-      lab.hostNs,
-      'nft',
-      'add element inet kvmnet fwd_in { virbr1 : drop }',
-    ]);
+    await nft('add element inet kvmnet fwd_in { virbr1 : drop }');
     const r = await start();
     assert.match(r.stderr, FALLBACK);
     assert.doesNotMatch(r.why, FROM_RECORDS, 'the plan shown is the observed one');
