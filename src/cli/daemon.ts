@@ -67,15 +67,17 @@ export function daemonEngine(opts: {
   const ask = async <T>(method: string, path: string, dryRun: boolean, body?: unknown): Promise<T> => {
     if (gone || socket === undefined) throw new NotTaken();
     const target = dryRun ? withQuery(path, 'dryRun=1') : path;
-    const same =
-      early !== undefined &&
-      body === undefined &&
-      early.method === method &&
-      early.path === target &&
-      early.stateDir === stateDir &&
-      early.socket === socket;
-    const a = same && early ? await early.answer : await call(socket, stateDir, method, target, body);
+    const sent = early;
     early = undefined;
+    const a =
+      sent &&
+      body === undefined &&
+      sent.method === method &&
+      sent.path === target &&
+      sent.stateDir === stateDir &&
+      sent.socket === socket
+        ? await sent.answer
+        : await call(socket, stateDir, method, target, body);
     if (a.kind === 'lost') throw lost(socket, a.message);
     if (a.kind === 'absent' || a.status === 421) {
       gone = true;

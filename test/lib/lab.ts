@@ -154,6 +154,11 @@ export class Lab {
     const r = await run('ip', ['netns', 'exec', this.hostNs, join(REPO, 'bin/kvmnet'), ...args], {
       env: { ...process.env, KVMNET_STATE_DIR: this.stateDir, KVMNET_RUN_DIR: this.runDir, ...extra },
     });
+    return Lab.stdoutOk(args, r);
+  }
+
+  /** A CLI run's stdout, or an error with its output unless it exited 0. */
+  private static stdoutOk(args: string[], r: RunResult): string {
     if (r.code !== 0)
       throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r.stdout;
@@ -166,10 +171,7 @@ export class Lab {
 
   /** kvmnetOk with extra environment. */
   async kvmnetEnvOk(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
-    const r = await this.kvmnetEnv(extra, ...args);
-    if (r.code !== 0)
-      throw new Error(`kvmnet ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
+    return Lab.stdoutOk(args, await this.kvmnetEnv(extra, ...args));
   }
 
   async kvmnetJson<T>(...args: string[]): Promise<T> {
