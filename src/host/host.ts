@@ -319,16 +319,34 @@ export class Host {
     const deadline = Date.now() + graceMs;
     // dnsmasq exits within a few ms of SIGTERM: look often at first, then every 20 ms.
     for (let wait = 1; Date.now() < deadline; wait = Math.min(wait * 2, 20)) {
-      if ((await this.processArgs(pid)) === null) return;
+      if (await processGone(pid)) return;
       await sleep(wait);
     }
     signal(pid, 'SIGKILL');
-    for (let i = 0; i < 100 && (await this.processArgs(pid)) !== null; i++) await sleep(20);
+    for (let i = 0; i < 100 && !(await processGone(pid)); i++) await sleep(20);
   }
 
   sighup(pid: number): boolean {
     return signal(pid, 'SIGHUP');
   }
+}
+
+/**
+ * Whether a process has let go of everything it held: no /proc entry, or a zombie (state Z or X).
+ * An empty /proc/PID/cmdline is not enough: the kernel drops a process's memory (and with it the
+ * command line) before it closes its files, so for a moment an exiting dnsmasq has no command line
+ * and still holds its sockets, and a new one started then fails with "Address already in use".
+ */
+export async function processGone(pid: number): Promise<boolean> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return true;
+  }
+  // pid (comm) STATE …: comm may hold spaces and parentheses, the state follows the last ')'.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 function signal(pid: number, sig: NodeJS.Signals): boolean {

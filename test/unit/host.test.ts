@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Exec } from '../../src/host/exec.js';
-import { Host } from '../../src/host/host.js';
+import { Host, processGone } from '../../src/host/host.js';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIXTURES = join(REPO, 'test/unit/fixtures/ip');
 
@@ -96,5 +97,33 @@ describe('Host.netState', () => {
       { dst: '10.6.0.0/24', gateway: '10.5.0.1', dev: 'eth1', protocol: 'static' },
       { dst: '192.168.122.0/24', dev: 'virbr0', protocol: 'kernel', scope: 'link', prefsrc: '192.168.122.1' },
     ]);
+  });
+});
+
+describe('processGone', () => {
+  test('a running process is not gone; a zombie and a reaped process are', async () => {
+    // sh starts a short child, prints its pid, then becomes `sleep`, which never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const first = await new Promise<string>((res) =>
+        parent.stdout.once('data', (d: Buffer) => res(String(d))),
+      );
+      const child = Number(first.trim());
+      assert.ok(child > 0, first);
+      let stat = '';
+      for (let i = 0; i < 100 && !/\) Z /.test(stat); i++) {
+        stat = readFileSync(`/proc/${child}/stat`, 'utf8');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.match(stat, /\) Z /, 'the child is a zombie');
+      assert.equal(await processGone(child), true, 'a zombie has closed its files');
+      assert.equal(await processGone(parent.pid!), false, 'the running sleep');
+    } finally {
+      parent.kill('SIGKILL');
+      await new Promise((r) => parent.once('exit', r));
+    }
+    assert.equal(await processGone(parent.pid!), true, 'reaped');
   });
 });
