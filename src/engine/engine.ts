@@ -1571,7 +1571,8 @@ export class Engine {
    * records instead of listed (observeFromRecords): one ip process and the files, whatever the
    * number of running networks. Its nft transaction adds the network's chains (added and flushed
    * first, so leftovers go) and elements (refused by the kernel, all or nothing, when a key holds
-   * another value); the verifying observation lists both tables. When any of it fails, what ran is
+   * another value). That transaction is a delta whose commit is its verification, as for a port or
+   * forward delta: the verifying observation lists the links again, not the tables. When any of it fails, what ran is
    * undone and startLocked observes the host and plans again. Null where the full observation is
    * needed: a network that was applied before, peered, bridged or on a host bridge; a running
    * network not as recorded; none with rules (the first network's table is cheap to list);
@@ -1681,7 +1682,9 @@ export class Engine {
         (pid) => {
           if (rec.dnsmasq) rec.dnsmasq.pid = pid;
         },
-        { scope, base: obs },
+        // From the records, the nft transaction is a delta whose commit is its verification (as
+        // for a port or forward delta): the kernel took all of it or nothing. Not listed again.
+        { scope, base: obs, trustRecorded: fromRecords },
       );
       rec.state = 'active';
       rec.firewall = firewall;
@@ -1702,8 +1705,9 @@ export class Engine {
     }
     reverter.success();
     const after = await this.verify(def, rec, ports, dnat, peers, kernel);
-    await this.verifyBridgeTable(state, name, after);
-    if (chain) chain.after = after;
+    if (after.bridgeTable !== NOT_LISTED) await this.verifyBridgeTable(state, name, after);
+    // A view with tables from the records is not the host's: the next start observes.
+    if (chain && !after.fw.fromRecords) chain.after = after;
     return plans;
   }
 
@@ -2146,10 +2150,13 @@ export class Engine {
   ): void {
     const ctx = { paths: this.paths, firewall: this.firewall };
     const { plan } = planStart(def, driverFor(def.mode), obs, rec, ctx, ports, dnat, peers);
-    if (plan.steps.length > 0) {
+    // nft from the records (a start's fast path, not listed after its committed delta) is not
+    // compared: it lacks what the transaction added, so the plan would add it again.
+    const steps = obs.fw.fromRecords ? plan.steps.filter((s) => s.kind !== 'nft') : plan.steps;
+    if (steps.length > 0) {
       throw failure(
         'verify-failed',
-        `network "${def.name}" does not match after apply: ${plan.steps.map((s) => `${s.kind}: ${s.why}`).join('; ')}`,
+        `network "${def.name}" does not match after apply: ${steps.map((s) => `${s.kind}: ${s.why}`).join('; ')}`,
         {
           hint: 'something else changed the host at the same time; run the command again',
         },
@@ -2427,10 +2434,12 @@ export class Engine {
     steps: Step[],
     reverter: Reverter,
     onPid: (pid: number, confFile: string) => void,
-    verify: { scope: { defs: NetworkDef[] }; base: KernelView },
+    verify: { scope: { defs: NetworkDef[] }; base: KernelView; trustRecorded?: boolean },
   ): Promise<KernelView> {
     const again = (): Promise<KernelView> =>
-      relist(this.host, this.firewall, verify.scope, verify.base, kernelChanges(steps));
+      relist(this.host, this.firewall, verify.scope, verify.base, kernelChanges(steps), {
+        trustRecorded: verify.trustRecorded === true,
+      });
     if (!steps.every(runsSideBySide)) {
       await this.execute(steps, reverter, onPid);
       return again();

@@ -79,14 +79,19 @@ export async function relist(
   scope: { defs: NetworkDef[] },
   base: KernelView,
   changed: KernelChanges,
+  opts: { trustRecorded?: boolean } = {},
 ): Promise<KernelView> {
-  // Parts the plan took from the applied records (a start's fast path) are listed in any case.
+  // Parts the plan took from the applied records (a start's fast path) are listed, unless the
+  // caller takes its committed transaction as their verification (trustRecorded): then they stay
+  // as the records have them, marked so (fw.fromRecords, NOT_LISTED).
+  const recordedFw = base.fw.fromRecords === true;
+  const recordedBridge = base.bridgeTable === NOT_LISTED;
+  const listFw = recordedFw ? !opts.trustRecorded : changed.inet;
+  const listBridge = recordedBridge ? !opts.trustRecorded : changed.bridge;
   const [net, fw, bridgeTable] = await Promise.all([
     changed.ip ? host.netState() : undefined,
-    changed.inet || base.fw.fromRecords ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
-    changed.bridge || base.bridgeTable === NOT_LISTED
-      ? host.nftListTable('bridge', 'kvmnet')
-      : base.bridgeTable,
+    listFw ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
+    listBridge ? host.nftListTable('bridge', 'kvmnet') : base.bridgeTable,
   ]);
   const { links, addrs, routes } = net ? netView(net) : base;
   return { links, addrs, routes, fw, bridgeTable };

@@ -31,7 +31,8 @@ export interface FirewallObserved {
   flowtables?: Set<string>;
   /**
    * Made from the applied records rather than a listing (FirewallBackend.fromRecords): what the
-   * records say, not what the kernel holds; a verifying observation lists the table again.
+   * records say, not what the kernel holds. A start planned from it takes its committed transaction
+   * as the verification of its nft part (the kernel took all of it or nothing).
    */
   fromRecords?: true;
   /**
@@ -65,7 +66,8 @@ export interface FirewallBackend {
    * planning a network that has no record yet (net start's fast path): whether the table and its
    * skeleton exist, and no chain or element of that network (it has none). Every line such a plan
    * adds is idempotent or refused by the kernel when it finds another value under its key, all or
-   * nothing; the start then lists the table to verify, and observes and plans again on failure.
+   * nothing, so the committed transaction is the verification; the start observes and plans again
+   * when it fails.
    */
   fromRecords(recorded: AppliedFirewall[], opts?: { probe?: boolean }): Promise<FirewallObserved>;
   planNetwork(

@@ -6,12 +6,19 @@ import { delimiter, join } from 'node:path';
 import { failure } from '../model/errors.js';
 import { realExec, type Exec } from './exec.js';
 
+const foundOnPath = new Map<string, string>();
+
 /** Whether an executable of this name is on PATH (a few access calls, no process). */
 export async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  const path = process.env.PATH ?? '';
+  // A tool once found stays found for this process (a long-running `kvmnet serve` asks on every
+  // start); one removed since fails at its spawn, which names it. Not found is asked again.
+  if (foundOnPath.get(tool) === path) return true;
+  for (const dir of path.split(delimiter)) {
     if (!dir) continue;
     try {
       await access(join(dir, tool), constants.X_OK);
+      foundOnPath.set(tool, path);
       return true;
     } catch {
       /* next */
