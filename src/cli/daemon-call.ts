@@ -29,6 +29,12 @@ export function networkPath(name: string, tail = ''): string {
   return `/api/networks/${encodeURIComponent(name)}${tail}`;
 }
 
+/** A port's API path, e.g. /api/ports/web%2Fnet0?network=default. */
+export function portPath(ref: string, network?: string): string {
+  const path = `/api/ports/${encodeURIComponent(ref)}`;
+  return network === undefined ? path : `${path}?network=${encodeURIComponent(network)}`;
+}
+
 /**
  * One request on the socket; 'absent' when nothing listens there (no daemon, or a stale socket),
  * 'lost' when the connection failed after it was made (the daemon may have done the work).

@@ -15,7 +15,8 @@
 import { resolve } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import { failure, KvmnetError } from '../model/errors.js';
-import { call, networkPath } from './daemon-call.js';
+import { call, networkPath, portPath } from './daemon-call.js';
+import { errorOf } from './finish.js';
 import type { EarlyRequest } from './early.js';
 
 export { daemonSocket, mayDelegate, parseResponse } from './daemon-call.js';
@@ -29,19 +30,6 @@ export type Delegable = Pick<
 function lost(socket: string, message: string): KvmnetError {
   return failure('daemon-lost', `kvmnet serve on ${socket} did not answer: ${message}`, {
     hint: 'the change may or may not have been made: run `kvmnet check`; `--no-daemon` works without the daemon',
-  });
-}
-
-/** The API's error answer as the CLI's error, of its kind (exit 1 or 2; without one, 5xx are failures). */
-function errorOf(status: number, body: unknown): KvmnetError {
-  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? o[k] : undefined);
-  const hint = str('hint');
-  const field = str('field');
-  return new KvmnetError(str('code') ?? 'daemon-error', str('message') ?? `kvmnet serve answered ${status}`, {
-    kind: o.kind === 'failure' || o.kind === 'input' ? o.kind : status >= 500 ? 'failure' : 'input',
-    ...(hint === undefined ? {} : { hint }),
-    ...(field === undefined ? {} : { field }),
   });
 }
 
@@ -141,12 +129,7 @@ export function daemonEngine(opts: {
       ),
     portDel: (ref, network, o) =>
       either(
-        () => {
-          const path = `/api/ports/${encodeURIComponent(ref)}`;
-          const target =
-            network === undefined ? path : withQuery(path, `network=${encodeURIComponent(network)}`);
-          return ask('DELETE', target, o.dryRun);
-        },
+        () => ask('DELETE', portPath(ref, network), o.dryRun),
         (e) => e.portDel(ref, network, o),
       ),
     // A port whose tap libvirt makes; the answer names the bridge its <interface> needs.

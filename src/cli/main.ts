@@ -15,6 +15,7 @@ import { registerDoctor } from './doctor.js';
 import { registerDrift } from './drift.js';
 import { json, renderResult } from './output.js';
 import { daemonEngine, daemonSocket, mayDelegate } from './daemon.js';
+import { errorOutput, resultOutput } from './finish.js';
 import type { EarlyRequest } from './early.js';
 import { keepProgress } from '../daemon/progress.js';
 
@@ -124,8 +125,7 @@ See docs/cli.md for every command and its JSON output.`,
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
-      const r = await ctx.delegable().up(o);
-      out(ctx.json() ? json(r) : renderResult(r));
+      out(resultOutput(await ctx.delegable().up(o), ctx.json(), false).stdout);
     });
 
   ctx
@@ -137,8 +137,7 @@ See docs/cli.md for every command and its JSON output.`,
     )
     .option('--dry-run', 'print the plan; change nothing', false)
     .action(async (o: { dryRun: boolean }) => {
-      const r = await ctx.delegable().down(o);
-      out(ctx.json() ? json(r) : renderResult(r));
+      out(resultOutput(await ctx.delegable().down(o), ctx.json(), false).stdout);
     });
 
   program
@@ -245,9 +244,9 @@ export async function main(argv: string[], opts: { early?: EarlyRequest } = {}):
             kind: 'failure',
             hint: 'this is a bug in kvmnet; please report it',
           });
-    if (wantsJson(argv)) process.stdout.write(json({ error: err.toJSON() }));
-    process.stderr.write(`error: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    const p = errorOutput(err, wantsJson(argv));
+    process.stdout.write(p.stdout);
+    process.stderr.write(p.stderr);
     if (process.env.KVMNET_DEBUG && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
     process.exit(err.exitCode);
   }

@@ -13,6 +13,7 @@ import type { NetworkInput } from '../model/network.js';
 import { json, renderResult, table } from './output.js';
 import type { CliContext } from './context.js';
 import type { Delegable } from './daemon.js';
+import { resultOutput } from './finish.js';
 import { parseConfirmTimeout } from '../model/timeout.js';
 
 export function registerNet(program: Command, ctx: CliContext): void {
@@ -286,9 +287,9 @@ Examples:
           disable: o.disable ?? false,
           ...(t === undefined ? {} : { confirmTimeout: t }),
         });
-        // Notes go to stderr, also with --json (where they are in "notes" too).
-        for (const n of r.notes) process.stderr.write(`note: ${n}\n`);
-        ctx.print(ctx.json() ? json(r) : renderResult({ ...r, notes: [] }));
+        const p = resultOutput(r, ctx.json(), true);
+        process.stderr.write(p.stderr);
+        ctx.print(p.stdout);
       },
     );
   };

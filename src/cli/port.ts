@@ -5,6 +5,7 @@ import { inputError } from '../model/errors.js';
 import { tapText, type PortInput } from '../model/port.js';
 import type { CliContext } from './context.js';
 import { json, renderResult, table } from './output.js';
+import { portDelOutput } from './finish.js';
 
 function portLine(p: PortView): string {
   if (p.tap === 'libvirt')
@@ -219,9 +220,7 @@ Example:
     .description('Remove a port, its tap and its reservation. A guest still using the tap loses its cable.')
     .action(async (ref: string, o: { network?: string; dryRun: boolean }) => {
       const r = await ctx.delegable().portDel(ref, o.network, { dryRun: o.dryRun });
-      ctx.print(
-        ctx.json() ? json(r) : o.dryRun ? renderResult(r) : `${r.port.name} (${r.port.id}): removed\n`,
-      );
+      ctx.print(portDelOutput(r, ctx.json(), o.dryRun).stdout);
     });
 
   program

@@ -57,10 +57,14 @@ test('bin/kvmnet runs through a symlink as a shell script and drops NODE_EXTRA_C
 test('the early bundle bin/kvmnet loads first is there and knows the commands it sends', () => {
   const early = createRequire(import.meta.url)(join(REPO, 'dist/cli-early/early.cjs')) as {
     earlyTarget: (argv: string[]) => { method: string; path: string } | undefined;
+    earlyFinish: unknown;
   };
   assert.deepEqual(early.earlyTarget(['node', 'kvmnet', 'net', 'stop', 'default']), {
     method: 'POST',
     path: '/api/networks/default/stop',
+    json: false,
+    output: 'net',
   });
+  assert.equal(typeof early.earlyFinish, 'function');
   assert.match(readFileSync(join(REPO, 'bin/kvmnet'), 'utf8'), /dist\/cli-early\/early\.cjs/);
 });

@@ -3,14 +3,34 @@
 // the work itself instead (no daemon, a stale socket, a daemon of another state dir, opted out).
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { daemonEngine, mayDelegate, parseResponse, type Delegable } from '../../src/cli/daemon.js';
 import { KvmnetError } from '../../src/model/errors.js';
 import { earlyRequest, earlyTarget } from '../../src/cli/early.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** bin/kvmnet (or a copy) run by node as a command, without the variables that change its path. */
+function launch(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
 
 interface Seen {
   method: string;
@@ -268,6 +288,98 @@ describe('the CLI hands commands to kvmnet serve', () => {
     assert.deepEqual(await none.answer, { kind: 'absent' });
   });
 
+  test("bin/kvmnet prints the daemon's answer as the CLI does, without loading the CLI", async () => {
+    // A copy of the launcher with the early bundle and no CLI bundle: it can only finish a command
+    // the daemon takes. Each command runs there in its early shape and through the whole CLI in a
+    // shape that is not sent early but makes the same request; both must print the same.
+    const lone = join(dir, 'lone');
+    await mkdir(join(lone, 'bin'), { recursive: true });
+    await mkdir(join(lone, 'dist/cli-early'), { recursive: true });
+    for (const f of ['bin/kvmnet', 'bin/package.json', 'dist/cli-early/early.cjs'])
+      await copyFile(join(REPO, f), join(lone, f));
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KVMNET_STATE_DIR: '/var/lib/kvmnet',
+      KVMNET_RUN_DIR: dir,
+    };
+    delete env.NODE_EXTRA_CA_CERTS;
+    delete env.KVMNET_NO_DAEMON;
+    const plans = [
+      {
+        network: 'x',
+        action: 'start',
+        steps: [
+          { kind: 'ip', why: 'a' },
+          { kind: 'nft', why: 'b' },
+        ],
+      },
+    ];
+    const result = { dryRun: false, definitions: [], plans, notes: ['no flow offload'] };
+    const cases: Array<{ early: string[]; cli: string[]; status: number; body: unknown; code: number }> = [
+      { early: ['net', 'start', 'x'], cli: ['net', 'start', '--', 'x'], status: 200, body: result, code: 0 },
+      {
+        early: ['net', 'stop', 'x', '--json'],
+        cli: ['--json', 'net', 'stop', 'x'],
+        status: 200,
+        body: result,
+        code: 0,
+      },
+      {
+        early: ['net', 'undefine', 'x'],
+        cli: ['net', 'undefine', '--', 'x'],
+        status: 409,
+        body: {
+          code: 'network-running',
+          message: 'network "x" is running',
+          hint: 'stop it, or --force',
+          kind: 'input',
+        },
+        code: 2,
+      },
+      {
+        early: ['up', '--json'],
+        cli: ['--json', 'up'],
+        status: 500,
+        body: { code: 'start-failed', message: 'start of network "x" failed: boom', kind: 'failure' },
+        code: 1,
+      },
+      { early: ['down'], cli: ['down', '--'], status: 200, body: result, code: 0 },
+      {
+        early: ['port', 'del', 'web/net0', '--network', 'default'],
+        cli: ['port', 'del', '--network', 'default', 'web/net0'],
+        status: 200,
+        body: { ...result, port: { name: 'vnet0', id: 'web/net0' } },
+        code: 0,
+      },
+    ];
+    for (const c of cases) {
+      reply = (_s, res) => {
+        res.writeHead(c.status, {
+          'content-type': 'application/json',
+          'x-kvmnet-progress': encodeURIComponent(JSON.stringify(['starting dnsmasq'])),
+        });
+        res.end(JSON.stringify(c.body));
+      };
+      seen.length = 0;
+      const early = await launch(join(lone, 'bin/kvmnet'), c.early, env);
+      const cli = await launch(join(REPO, 'bin/kvmnet'), c.cli, env);
+      assert.equal(early.code, c.code, `${c.early.join(' ')}: ${early.stderr}`);
+      assert.deepEqual(early, cli, c.early.join(' '));
+      assert.match(early.stderr, /^kvmnet: starting dnsmasq\n/, 'the progress note comes first');
+      assert.equal(seen.length, 2, 'one request each');
+      assert.equal(seen[0]?.url, seen[1]?.url);
+      assert.equal(`${seen[0]?.method}`, `${seen[1]?.method}`);
+    }
+    // What the daemon does not take (another state dir) is the CLI's, which the copy lacks.
+    reply = (_s, res) => {
+      res.writeHead(421, { 'content-type': 'application/json' });
+      res.end('{}');
+    };
+    const other = await launch(join(lone, 'bin/kvmnet'), ['net', 'stop', 'x'], env);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /Cannot find module/);
+  });
+
   test('which command lines are sent early: exactly these shapes, when a daemon may be asked', () => {
     const t = (...args: string[]): string | undefined => {
       const x = earlyTarget(['node', 'kvmnet', ...args]);
@@ -277,6 +389,12 @@ describe('the CLI hands commands to kvmnet serve', () => {
     assert.equal(t('net', 'stop', 'lab.1', '--json'), 'POST /api/networks/lab.1/stop');
     assert.equal(t('up'), 'POST /api/up');
     assert.equal(t('down', '--json'), 'POST /api/down');
+    assert.equal(t('net', 'undefine', 'a b'), 'DELETE /api/networks/a%20b');
+    assert.equal(t('port', 'del', 'web/net0'), 'DELETE /api/ports/web%2Fnet0');
+    assert.equal(
+      t('port', 'del', 'web/net0', '--network', 'default', '--json'),
+      'DELETE /api/ports/web%2Fnet0?network=default',
+    );
     for (const args of [
       ['net', 'start', 'default', '--dry-run'],
       ['net', 'start', '--dry-run', 'default'],
@@ -287,10 +405,16 @@ describe('the CLI hands commands to kvmnet serve', () => {
       ['net', 'stop', '-h'],
       ['net', 'stop', ''],
       ['net', 'stop', 'a', 'b'],
-      ['net', 'undefine', 'default'],
+      ['net', 'undefine', 'default', '--force'],
+      ['net', 'undefine', '--', 'default'],
+      ['net', 'autostart', 'default'],
       ['up', '--dry-run'],
       ['--json', 'up'],
-      ['port', 'del', 'vnet0'],
+      ['port', 'del', '--network', 'default', 'vnet0'],
+      ['port', 'del', 'vnet0', '--network', '-x'],
+      ['port', 'del', 'vnet0', '--network=default'],
+      ['port', 'del', 'vnet0', '--dry-run'],
+      ['port', 'add', 'default'],
       [],
     ])
       assert.equal(t(...args), undefined, args.join(' '));
