@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { PersistFile, PersistFormat, PersistInput } from '../render/persist.js';
 import type { AppliedFirewall, FirewallBackend } from '../firewall/backend.js';
 import { NftablesBackend } from '../firewall/nftables.js';
-import { Host, onPath, type LinkInfo } from '../host/host.js';
+import { Host, onPath, type LinkInfo, type NetState } from '../host/host.js';
 import { driverFor } from '../drivers/registry.js';
 import { failure, inputError, KvmnetError, own } from '../model/errors.js';
 import { formatCidr, formatIpv4, overlaps, parseCidr, parseIpv4 } from '../model/ipv4.js';
@@ -200,8 +200,12 @@ export class Engine {
     }
   }
 
-  private async observeFor(defs: NetworkDef[], applied: AppliedNetwork[]): Promise<Observed> {
-    return observe(this.host, this.firewall, this.paths, { defs, applied });
+  private async observeFor(
+    defs: NetworkDef[],
+    applied: AppliedNetwork[],
+    net?: Promise<NetState>,
+  ): Promise<Observed> {
+    return observe(this.host, this.firewall, this.paths, { defs, applied }, net);
   }
 
   /** Links, addresses and routes alone (one process): what name and overlap checks need. */
@@ -281,8 +285,7 @@ export class Engine {
           'pick another name, or `kvmnet net undefine` it first',
         );
       }
-      const applied = await this.store.listApplied();
-      const obs = await this.observeHostNet();
+      const [applied, obs] = await Promise.all([this.store.listApplied(), this.observeHostNet()]);
       const usage = hostUsage(obs, Engine.ownBridges(applied));
       usage.allLinks = [...obs.links.keys()];
       const others = Object.values(state.networks);
@@ -445,8 +448,7 @@ export class Engine {
   ): Promise<OpResult> {
     return this.locked(async () => {
       const state = await this.store.load();
-      const applied = await this.store.listApplied();
-      const obs = await this.observeHostNet();
+      const [applied, obs] = await Promise.all([this.store.listApplied(), this.observeHostNet()]);
       const usage = hostUsage(obs, Engine.ownBridges(applied));
       usage.allLinks = [...obs.links.keys()];
       // Interfaces that belong to a stored network (running or not) are not "someone else's".
@@ -1536,12 +1538,15 @@ export class Engine {
       plans.push(await this.stopLocked(name, dryRun));
       applied = dryRun ? applied : undefined;
     }
-    const allApplied = await this.store.listApplied();
     // A stop above changed the host: then `pre` and the chain's observation are stale.
     const scope = { defs: [def], applied: applied ? [applied] : [] };
     const fresh = plans.length === 0;
+    // The links are listed while the applied records are read: every observation below needs them.
+    const net = fresh && !opts.pre && !chain?.after ? this.host.netState() : undefined;
+    net?.catch(() => {}); // awaited by the observation that takes it
+    const allApplied = await this.store.listApplied();
     if (fresh && !dryRun && !opts.pre && !chain?.after && !opts.observed) {
-      const recorded = await this.observeFromRecord(state, def, applied, allApplied);
+      const recorded = await this.observeFromRecord(state, def, applied, allApplied, net);
       if (recorded) {
         try {
           return await this.startObserved(state, def, applied, allApplied, recorded, plans, dryRun, opts);
@@ -1560,7 +1565,7 @@ export class Engine {
         ? opts.pre
         : fresh && chain?.after
           ? await rescope(this.host, this.firewall, this.paths, chain.after, scope)
-          : await this.observeFor(scope.defs, scope.applied);
+          : await this.observeFor(scope.defs, scope.applied, net);
     if (chain) delete chain.after;
     return this.startObserved(state, def, applied, allApplied, obs, plans, dryRun, opts);
   }
@@ -1583,6 +1588,7 @@ export class Engine {
     def: NetworkDef,
     applied: AppliedNetwork | undefined,
     allApplied: AppliedNetwork[],
+    net?: Promise<NetState>,
   ): Promise<Observed | null> {
     if (applied || !['nat', 'routed', 'isolated'].includes(def.mode)) return null;
     if (peersOf(state, def).length > 0) return null;
@@ -1593,7 +1599,14 @@ export class Engine {
       if (!d || !Engine.simplyRunning(a, d)) return null;
     }
     if (!(await onPath('nft')) || !(await onPath('ip'))) return null;
-    return observeFromRecords(this.host, this.firewall, this.paths, { defs: [def], applied: [] }, others);
+    return observeFromRecords(
+      this.host,
+      this.firewall,
+      this.paths,
+      { defs: [def], applied: [] },
+      others,
+      net,
+    );
   }
 
   /** startLocked from `obs` on: plan, apply with rollback, verify. */
@@ -2436,9 +2449,11 @@ export class Engine {
     onPid: (pid: number, confFile: string) => void,
     verify: { scope: { defs: NetworkDef[] }; base: KernelView; trustRecorded?: boolean },
   ): Promise<KernelView> {
+    let net: NetState | undefined;
     const again = (): Promise<KernelView> =>
       relist(this.host, this.firewall, verify.scope, verify.base, kernelChanges(steps), {
         trustRecorded: verify.trustRecorded === true,
+        ...(net ? { net } : {}),
       });
     if (!steps.every(runsSideBySide)) {
       await this.execute(steps, reverter, onPid);
@@ -2447,13 +2462,17 @@ export class Engine {
     const bridgeLane = steps.filter(
       (s) => s.kind === 'ip' || s.kind === 'sysctl' || (s.kind === 'nft' && /\bflowtable\b/.test(s.script)),
     );
+    // The verifying listing of links, addresses and routes comes from the lane's last ip step, in
+    // its own process: nothing after it in any lane changes links (sysctls, nft, files).
+    const lastIp = bridgeLane.filter((s) => s.kind === 'ip').at(-1);
+    const listAfter = lastIp ? { step: lastIp, got: (n: NetState) => (net = n) } : undefined;
     const dnsmasqs = steps.filter((s) => s.kind === 'dnsmasq-start');
     const rest = steps.filter((s) => !bridgeLane.includes(s) && s.kind !== 'dnsmasq-start');
     // The lease files are made ready beside the bridge lane, so that each dnsmasq-start below
     // starts its process at once: dnsmasq takes longest, and a process start blocks this thread
     // for its fork, so dnsmasq goes first and the listing's processes after it.
     await allDone([
-      this.execute(bridgeLane, reverter, onPid),
+      this.execute(bridgeLane, reverter, onPid, listAfter ? { listAfter } : {}),
       ...rest.map((s) => this.execute([s], reverter, onPid)),
       ...dnsmasqs.map((s) => this.prepareLeaseFile(s, reverter)),
     ]);
@@ -2485,8 +2504,12 @@ export class Engine {
     steps: Step[],
     reverter: Reverter,
     onPid: (pid: number, confFile: string) => void,
-    /** The dnsmasq-start steps' lease files were prepared already (prepareLeaseFile). */
-    opts: { leasesReady?: boolean } = {},
+    opts: {
+      /** The dnsmasq-start steps' lease files were prepared already (prepareLeaseFile). */
+      leasesReady?: boolean;
+      /** This ip step lists the links, addresses and routes after its lines (Host.ipBatchListed). */
+      listAfter?: { step: Step; got: (net: NetState) => void };
+    } = {},
   ): Promise<void> {
     for (const s of steps) {
       switch (s.kind) {
@@ -2501,7 +2524,8 @@ export class Engine {
           if (s.force) {
             const err = await this.host.ipBatchForce(s.lines);
             if (err) this.note(`some lines did not apply (already as wanted?): ${err}`);
-          } else await this.host.ipBatch(s.lines);
+          } else if (opts.listAfter?.step === s) opts.listAfter.got(await this.host.ipBatchListed(s.lines));
+          else await this.host.ipBatch(s.lines);
           break;
         case 'sysctl': {
           const old = await this.host.sysctlGet(s.key);

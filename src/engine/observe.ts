@@ -1,7 +1,7 @@
 // Observation: one snapshot of the host state kvmnet plans against (links, addresses, routes,
 // kvmnet's nft tables, sysctls, generated files, recorded processes).
 import type { FirewallBackend } from '../firewall/backend.js';
-import type { Host } from '../host/host.js';
+import type { Host, NetState } from '../host/host.js';
 import { formatCidr, networkOf, parseCidr } from '../model/ipv4.js';
 import type { HostUsage, NetworkDef } from '../model/network.js';
 import { exists, readOrNull } from './fsutil.js';
@@ -18,8 +18,13 @@ export async function observe(
   firewall: FirewallBackend,
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
+  /** A listing of links, addresses and routes already under way (started with nothing changed since). */
+  net?: Promise<NetState>,
 ): Promise<Observed> {
-  return { ...(await observeKernel(host, firewall, scope)), ...(await observeLocal(host, paths, scope)) };
+  return {
+    ...(await observeKernel(host, firewall, scope, net)),
+    ...(await observeLocal(host, paths, scope)),
+  };
 }
 
 /** What the kernel reports (links, addresses, routes, kvmnet's nft tables), without files or processes. */
@@ -40,9 +45,11 @@ export async function observeFromRecords(
   paths: Paths,
   scope: { defs: NetworkDef[]; applied: AppliedNetwork[] },
   recorded: AppliedNetwork[],
+  /** As for observe. */
+  netState?: Promise<NetState>,
 ): Promise<Observed> {
   const [net, fw, local] = await Promise.all([
-    host.netState(),
+    netState ?? host.netState(),
     firewall.fromRecords(
       recorded.map((r) => r.firewall),
       { probe: plansNat(scope) },
@@ -60,9 +67,10 @@ async function observeKernel(
   host: Host,
   firewall: FirewallBackend,
   scope: { defs: NetworkDef[] },
+  netState?: Promise<NetState>,
 ): Promise<KernelView> {
   const [net, fw, bridgeTable] = await Promise.all([
-    host.netState(),
+    netState ?? host.netState(),
     firewall.observe({ probe: plansNat(scope) }),
     host.nftListTable('bridge', 'kvmnet'),
   ]);
@@ -79,7 +87,11 @@ export async function relist(
   scope: { defs: NetworkDef[] },
   base: KernelView,
   changed: KernelChanges,
-  opts: { trustRecorded?: boolean } = {},
+  opts: {
+    trustRecorded?: boolean;
+    /** The links, addresses and routes as listed after the plan's last ip step (Host.ipBatchListed). */
+    net?: NetState;
+  } = {},
 ): Promise<KernelView> {
   // Parts the plan took from the applied records (a start's fast path) are listed, unless the
   // caller takes its committed transaction as their verification (trustRecorded): then they stay
@@ -89,7 +101,7 @@ export async function relist(
   const listFw = recordedFw ? !opts.trustRecorded : changed.inet;
   const listBridge = recordedBridge ? !opts.trustRecorded : changed.bridge;
   const [net, fw, bridgeTable] = await Promise.all([
-    changed.ip ? host.netState() : undefined,
+    changed.ip ? (opts.net ?? host.netState()) : undefined,
     listFw ? firewall.observe({ probe: plansNat(scope) }) : base.fw,
     listBridge ? host.nftListTable('bridge', 'kvmnet') : base.bridgeTable,
   ]);

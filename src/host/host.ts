@@ -27,6 +27,13 @@ export async function onPath(tool: string): Promise<boolean> {
   return false;
 }
 
+/** The host's links, addresses and routes, as one `ip -json -details -batch -` lists them. */
+export interface NetState {
+  links: LinkInfo[];
+  addrs: AddrInfo[];
+  routes: RouteInfo[];
+}
+
 export interface LinkInfo {
   ifname: string;
   ifindex: number;
@@ -148,9 +155,19 @@ export class Host {
    * from one link dump: a `link show` line would make ip dump and print every link a second time
    * (about 1.3 KB per tap with -details, which grows with the ports).
    */
-  async netState(): Promise<{ links: LinkInfo[]; addrs: AddrInfo[]; routes: RouteInfo[] }> {
-    const out = await this.must('ip', ['-json', '-details', '-batch', '-'], 'addr show\nroute show\n');
-    // One JSON array per command, each on its own line.
+  async netState(): Promise<NetState> {
+    return this.ipBatchListed([]);
+  }
+
+  /**
+   * `ip -batch` of `lines` (as ipBatch: the first failing line fails it), then in the same process
+   * the listing netState() makes: the links, addresses and routes as the lines left them, one
+   * process fewer than a batch and a listing after it.
+   */
+  async ipBatchListed(lines: string[]): Promise<NetState> {
+    const input = [...lines, 'addr show', 'route show'].join('\n') + '\n';
+    const out = await this.must('ip', ['-json', '-details', '-batch', '-'], input);
+    // One JSON array per listing command, each on its own line; the changes print nothing.
     const parts = out.split('\n').filter((l) => l.trim() !== '');
     if (parts.length !== 2)
       throw failure('host-command-failed', `ip -batch gave ${parts.length} answers to 2 commands`, {

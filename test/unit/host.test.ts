@@ -62,6 +62,19 @@ describe('Host.netState', () => {
     ]);
   });
 
+  test('a batch of changes lists the host after them in the same process', async () => {
+    const seen: Array<{ args: string[]; input?: string }> = [];
+    const host = new Host(fakeIp(`${LINKS_ADDRS}\n${ROUTES}\n`, seen));
+    const s = await host.ipBatchListed(['link add name virbr0 type bridge', 'link set dev virbr0 up']);
+    assert.deepEqual(seen, [
+      {
+        args: ['-json', '-details', '-batch', '-'],
+        input: 'link add name virbr0 type bridge\nlink set dev virbr0 up\naddr show\nroute show\n',
+      },
+    ]);
+    assert.deepEqual(await new Host(fakeIp(`${LINKS_ADDRS}\n${ROUTES}\n`, [])).netState(), s);
+  });
+
   test('an answer missing a command is an error, not an empty host', async () => {
     const host = new Host(fakeIp(`${LINKS_ADDRS}\n`, []));
     await assert.rejects(host.netState(), /ip -batch gave 1 answers to 2 commands/);
