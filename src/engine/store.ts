@@ -41,6 +41,9 @@ export interface AppliedNetwork {
 }
 
 export class Store {
+  /** The file's text each state load() returned was parsed from (see restore). */
+  private readonly loadedFrom = new WeakMap<StateData, string>();
+
   constructor(readonly paths: Paths) {}
 
   async load(): Promise<StateData> {
@@ -67,7 +70,19 @@ export class Store {
     }
     data.ports ??= {};
     data.forwards ??= {};
+    this.loadedFrom.set(data, raw);
     return data;
+  }
+
+  /**
+   * Puts the state file back as it was when load() returned `state`, even if `state` was changed
+   * in place since (a forward added to its map: copying a map of thousands costs about 1 ms).
+   * A state that load() did not return is saved as it is.
+   */
+  async restore(state: StateData): Promise<void> {
+    const raw = this.loadedFrom.get(state);
+    if (raw === undefined) return this.save(state);
+    await writeAtomic(this.paths.stateFile, raw, 0o600);
   }
 
   async save(data: StateData): Promise<void> {
