@@ -129,8 +129,8 @@ function cli(lab: Lab, alone: boolean): (...args: string[]) => Promise<string> {
 
 /**
  * kvmnet's CLI, one process per operation as with virsh: alone (the engine in the CLI's process),
- * or with `kvmnet serve` running, which it hands start, stop, undefine and the reservation to, as
- * virsh does libvirtd (src/cli/daemon.ts; define stays in the CLI's process).
+ * or with `kvmnet serve` running, which it hands define, start, stop, undefine and the reservation
+ * to, as virsh does libvirtd (src/cli/daemon.ts).
  */
 function kvmnetCliTool(lab: Lab, alone: boolean): Tool {
   const k = cli(lab, alone);
@@ -434,8 +434,8 @@ async function writeDocs(s: Samples, skipped: string | null): Promise<void> {
     'in another lab, its CLI one process per command, run as a command like virsh (bin/kvmnet, its',
     '`#!/bin/sh` launcher and Node.js start-up included): alone',
     '(`KVMNET_NO_DAEMON=1`, the engine in its own process) and with `kvmnet serve` running, which it',
-    'hands start, stop, undefine and the reservation to, as virsh does libvirtd (define stays in the',
-    "CLI's process); its API over `kvmnet serve`'s Unix socket. The bulk CLI form runs alone.",
+    'hands define, start, stop, undefine and the reservation to, as virsh does libvirtd; its API over',
+    "`kvmnet serve`'s Unix socket. The bulk CLI form runs alone.",
     'The reservation is `virsh net-update NET add|delete ip-dhcp-host',
     '… --live --config` against `kvmnet libvirt interface NET --vm res1 --mac … --ip …` / `kvmnet port del`',
     '(a port without a tap); through the API it is `POST /api/ports` with `"tap": "libvirt"` and `DELETE /api/ports/res1`.',

@@ -1,6 +1,7 @@
-// The CLI hands the commands that start and stop networks and add and remove ports to a running
-// `kvmnet serve`, as virsh hands its commands to libvirtd: `net start`, `net stop`, `net undefine`,
-// `net autostart`, `up`, `down`, `port add`, `port del` and `libvirt interface` become a request on
+// The CLI hands the commands that define, start and stop networks and add and remove ports to a
+// running `kvmnet serve`, as virsh hands its commands to libvirtd: `net define`, `net start`,
+// `net stop`, `net undefine`, `net autostart`, `up`, `down`, `port add`, `port del` and
+// `libvirt interface` become a request on
 // the daemon's Unix socket (RUN_DIR/kvmnet.sock), so the work is
 // done by an engine that is already loaded and warm, and the daemon's page and event stream see it
 // at once. The answer is what the engine returns (the API answers what the CLI's --json prints), so
@@ -24,7 +25,16 @@ export { daemonSocket, mayDelegate, parseResponse } from './daemon-call.js';
 /** The engine calls a daemon can take over: the same signatures, answered by the API. */
 export type Delegable = Pick<
   Engine,
-  'start' | 'stop' | 'undefine' | 'setAutostart' | 'up' | 'down' | 'portAdd' | 'portDel' | 'libvirtInterface'
+  | 'define'
+  | 'start'
+  | 'stop'
+  | 'undefine'
+  | 'setAutostart'
+  | 'up'
+  | 'down'
+  | 'portAdd'
+  | 'portDel'
+  | 'libvirtInterface'
 >;
 
 function lost(socket: string, message: string): KvmnetError {
@@ -85,6 +95,16 @@ export function daemonEngine(opts: {
   };
   const net = networkPath;
   return {
+    // The input as the API's network body (src/daemon/schemas.ts) takes it: the same fields. A mode
+    // that body refuses is left to the engine here, whose error the CLI has always printed.
+    define: async (input, o) => {
+      const { NETWORK_MODES } = await import('../model/network.js');
+      const known = (NETWORK_MODES as readonly string[]).includes(input.mode ?? 'nat');
+      return either(
+        () => (known ? ask('POST', '/api/networks', o.dryRun, input) : Promise.reject(new NotTaken())),
+        (e) => e.define(input, o),
+      );
+    },
     start: (name, o) =>
       either(
         () =>

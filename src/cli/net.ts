@@ -71,8 +71,8 @@ export function registerNet(program: Command, ctx: CliContext): void {
       ctx.print(rows.map(([k, v]) => `${(k + ':').padEnd(11)}${v}`).join('\n') + '\n');
     });
 
-  net
-    .command('define')
+  ctx
+    .handsOver(net.command('define'))
     .argument(
       '<name|file.xml>',
       'network name: 1-32 of A-Z a-z 0-9 _ . - (starting with a letter or digit); or a libvirt network XML file',
@@ -148,7 +148,7 @@ Examples:
         const imported = (await libvirtXml()).importNetworkXml(xml);
         for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
         const input = { ...imported.input, ...(o.autostart ? { autostart: true } : {}) };
-        const r = await ctx.engine().define(input, { dryRun: o.dryRun });
+        const r = await ctx.delegable().define(input, { dryRun: o.dryRun });
         ctx.print(ctx.json() ? json(r) : renderResult(r));
         return;
       }
@@ -172,7 +172,7 @@ Examples:
       if (!o.dhcp) input.dhcp = null;
       else if (o.dhcpRange !== undefined)
         input.dhcp = (await import('../model/network.js')).parseDhcpRangeText(o.dhcpRange);
-      const r = await ctx.engine().define(input, { dryRun: o.dryRun });
+      const r = await ctx.delegable().define(input, { dryRun: o.dryRun });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
     });
 

@@ -3,7 +3,7 @@
 // nothing, bad JSON and schema violations answered 400 naming the field, the event stream, and the
 // listener's safety rules (socket 0600, remote bind refused, Host checked).
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
@@ -552,7 +552,7 @@ describe('kvmnet serve: the HTTP API', () => {
     );
   });
 
-  test('the CLI hands net start/stop, up, down and port add/del to this daemon; not with --no-daemon or another state dir', async () => {
+  test('the CLI hands net define/start/stop, up, down and port add/del to this daemon; not with --no-daemon or another state dir', async () => {
     // With only ip on its PATH (for \`ip netns exec\`: no nft, no dnsmasq), a CLI that succeeds had
     // the daemon do the work.
     const bin = join(lab.dir, 'only-ip');
@@ -593,7 +593,56 @@ describe('kvmnet serve: the HTTP API', () => {
     }
     assert.notEqual((await lab.exec(lab.hostNs, ['ip', 'link', 'show', tap])).code, 0, 'the tap is gone');
 
+    // net define: with an `ip` that only enters the namespace, a define that succeeds was the
+    // daemon's (the CLI alone lists the host's links with ip first).
+    const gate = join(lab.dir, 'netns-only');
+    await mkdir(gate, { recursive: true });
+    const realIp = (await must('sh', ['-c', 'command -v ip'])).trim();
+    await writeFile(
+      join(gate, 'ip'),
+      `#!/bin/sh\n[ "$1" = netns ] && exec ${realIp} "$@"\necho "ip: only netns here" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const netnsOnly = { PATH: gate };
+    const def = await lab.kvmnetEnv(
+      netnsOnly,
+      'net',
+      'define',
+      'handed',
+      '--subnet',
+      '10.99.0.0/24',
+      '--json',
+    );
+    assert.equal(def.code, 0, def.stderr);
+    assert.equal(
+      (JSON.parse(def.stdout) as { network: { bridge: string } }).network.bridge.startsWith('virbr'),
+      true,
+    );
+    const here = await lab.kvmnetEnv(
+      netnsOnly,
+      '--no-daemon',
+      'net',
+      'define',
+      'here',
+      '--subnet',
+      '10.98.0.0/24',
+    );
+    assert.equal(here.code, 1, 'alone, the CLI needs ip for the same define');
+    assert.match(here.stderr, /only netns here/);
+
     // Errors: the same lines, JSON and exit status as when the CLI works alone.
+    for (const args of [
+      ['net', 'define', 'bad name!'],
+      ['net', 'define', 'other', '--subnet', '10.99.0.0/24', '--json'],
+      ['net', 'define', 'handed', '--subnet', '10.97.0.0/24'],
+    ]) {
+      const alone = await lab.kvmnetEnv({}, '--no-daemon', ...args);
+      const handed = await lab.kvmnetEnv(netnsOnly, ...args);
+      assert.equal(alone.code, 2, `${args.join(' ')}: ${alone.stderr}`);
+      assert.deepEqual([handed.code, handed.stdout, handed.stderr], [alone.code, alone.stdout, alone.stderr]);
+    }
+    assert.equal((await lab.kvmnetEnv(bare, 'net', 'undefine', 'handed')).code, 0);
+
     for (const args of [
       ['net', 'start', 'nosuch'],
       ['net', 'start', 'nosuch', '--json'],

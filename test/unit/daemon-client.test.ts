@@ -48,6 +48,7 @@ function localRecorder(calls: string[]): Delegable {
     return Promise.resolve({ dryRun: false, definitions: [], plans: [], notes: ['local'] });
   };
   return {
+    define: r('define') as unknown as Delegable['define'],
     start: r('start'),
     stop: r('stop'),
     undefine: r('undefine'),
@@ -112,6 +113,14 @@ describe('the CLI hands commands to kvmnet serve', () => {
     const calls: string[] = [];
     const notes: string[] = [];
     const e = engine(calls, notes);
+    await e.define(
+      { name: 'lab', mode: 'routed', subnet: '10.9.0.0/24', dhcp: null, autostart: false },
+      { dryRun: false },
+    );
+    // A mode the API's body refuses: the engine here names it, as without a daemon.
+    await e.define({ name: 'lab', mode: 'bogus' }, { dryRun: true });
+    assert.deepEqual(calls, ['define']);
+    calls.length = 0;
     assert.deepEqual(await e.start('a b', { dryRun: true, confirmTimeout: 7 }), answer);
     await e.stop('n', { dryRun: false });
     await e.undefine('n', { force: true, dryRun: false });
@@ -132,6 +141,7 @@ describe('the CLI hands commands to kvmnet serve', () => {
     assert.deepEqual(
       seen.map((s) => `${s.method} ${s.url} ${s.body}`),
       [
+        'POST /api/networks {"name":"lab","mode":"routed","subnet":"10.9.0.0/24","dhcp":null,"autostart":false}',
         'POST /api/networks/a%20b/start?confirmTimeout=7&dryRun=1 ',
         'POST /api/networks/n/stop ',
         'DELETE /api/networks/n?force=1 ',
@@ -149,7 +159,7 @@ describe('the CLI hands commands to kvmnet serve', () => {
       'the state dir is sent, absolute and normalised',
     );
     assert.deepEqual(calls, [], 'nothing ran locally');
-    assert.equal(notes.length, 9, 'each answer with a progress header carried its note');
+    assert.equal(notes.length, 10, 'each answer with a progress header carried its note');
     assert.equal(notes[0], 'starting dnsmasq (é)');
   });
 
