@@ -1582,8 +1582,8 @@ export class Engine {
    * number of running networks. Its nft transaction adds the network's chains (added and flushed
    * first, so leftovers go) and elements (refused by the kernel, all or nothing, when a key holds
    * another value). That transaction is a delta whose commit is its verification, as for a port or
-   * forward delta: the verifying observation lists the links again, not the tables. When any of it fails, what ran is
-   * undone and startLocked observes the host and plans again. Null where the full observation is
+   * forward delta: the verifying observation lists the links again, not the tables. When any of it
+   * fails, what ran is undone and startLocked observes the host and plans again. Null where the full observation is
    * needed: a network that was applied before, peered, bridged or on a host bridge; a running
    * network not as recorded; none with rules (the first network's table is cheap to list);
    * `nft` or `ip` missing (the observed start names it).
