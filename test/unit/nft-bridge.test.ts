@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { fcAssert } from '../lib/fc.js';
 import { planPorts, type Observed } from '../../src/engine/plan.js';
 import type { LinkInfo } from '../../src/host/host.js';
 import type { PortDef } from '../../src/model/port.js';
@@ -185,6 +187,63 @@ describe('table bridge kvmnet against a real table', () => {
     assert.equal(bridgeElementDelta([...PORTS, br7], PORTS), null);
     assert.equal(bridgeElementDelta([], PORTS), null);
     assert.equal(bridgeElementDelta(PORTS.slice(0, 1), []), null);
+  });
+  // The delta is computed from the ports that differ, not from every port's elements: it must still
+  // change exactly what the full diff against the table as applied for `before` changes, and be
+  // null exactly where that diff does more than elements (a chain or prot_ set comes or goes).
+  test('property: a port delta equals the full diff of any two port lists, or is null where that diff does more', () => {
+    const taps = fc.constantFrom('vnet0', 'vnet1', 'vnet2', 'vnet3', 'vnet4', 'vnet5');
+    const macs = fc.constantFrom('52:54:00:00:00:01', '52:54:00:00:00:02', '52:54:00:00:00:03');
+    const ips = fc.option(fc.constantFrom('10.9.0.5', '10.9.0.6', '10.9.0.7'), { nil: undefined });
+    const prot = fc.option(
+      fc.uniqueArray(fc.constantFrom('10.9.0.1', '10.9.0.5', '10.9.0.6'), { maxLength: 3 }),
+      {
+        nil: undefined,
+      },
+    );
+    // Each network's l3 (or none) is shared by its ports, as bridgePorts builds them.
+    const side = fc
+      .record({
+        l3: fc.tuple(prot, prot, prot),
+        ports: fc.uniqueArray(
+          fc.record({ tap: taps, mac: macs, ip: ips, net: fc.integer({ min: 0, max: 2 }) }),
+          { selector: (p) => p.tap, maxLength: 6 },
+        ),
+      })
+      .map(({ l3, ports }) =>
+        ports.map((p): BridgePort => {
+          const l = l3[p.net];
+          return {
+            tap: p.tap,
+            mac: p.mac,
+            bridge: `br${p.net}`,
+            ...(p.ip === undefined ? {} : { ip: p.ip }),
+            ...(l === undefined ? {} : { l3: { protected: l } }),
+          };
+        }),
+      );
+    fcAssert(
+      fc.property(side, side, (before, after) => {
+        const d = bridgeElementDelta(before, after);
+        const full = bridgeDiff(after, expectedBridgeTable(before));
+        const onlyElements =
+          before.length > 0 &&
+          after.length > 0 &&
+          full.whole === null &&
+          full.fill.length === 0 &&
+          full.drop.length === 0 &&
+          full.newSets.length === 0 &&
+          full.goneSets.length === 0;
+        if (!onlyElements) return d === null;
+        assert.ok(d);
+        // Set by set (their order in the transaction does not matter; each set's elements are sorted).
+        const bySet = (x: Array<[string, string[]]>): Record<string, string[]> => Object.fromEntries(x);
+        assert.deepEqual([bySet(d.elemAdd), bySet(d.elemDel)], [bySet(full.elemAdd), bySet(full.elemDel)]);
+        assert.deepEqual(d.added.map((p) => p.tap).sort(), full.added.map((p) => p.tap).sort());
+        return true;
+      }),
+      2000,
+    );
   });
   test('the table as applied, from the ports alone, is what the kernel lists; a stop planned against it applies', () => {
     const l7 = { protected: ['10.7.0.1', '10.7.0.9'] };
