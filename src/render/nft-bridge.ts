@@ -153,8 +153,8 @@ interface Want {
   sets: Map<string, string[]>;
 }
 
-/** `sorted: false` leaves the elements unsorted (natural order costs most of a large table's diff). */
-function wanted(list: BridgePort[], sorted = true): Want {
+/** Each set's elements in natural order. */
+function wanted(list: BridgePort[]): Want {
   const chains = new Map<string, { bridge: string; l3: boolean }>();
   const sets = new Map<string, Set<string>>();
   const add = (set: string, e: string): void => {
@@ -167,17 +167,10 @@ function wanted(list: BridgePort[], sorted = true): Want {
   for (const p of list) {
     const chain = netChain(p.bridge);
     if (!chains.has(chain)) chains.set(chain, { bridge: p.bridge, l3: p.l3 !== undefined });
-    const tap = `"${p.tap}"`;
-    add('ports', `${tap} : jump ${chain}`);
-    add('port_mac', `${tap} . ${p.mac}`);
-    add('chaddr', `${p.mac} . ${chaddrOf(p.mac)}`);
-    if (p.ip !== undefined) {
-      add('reserved', tap);
-      add('port_ip', `${tap} . ${p.ip}`);
-    }
+    for (const [set, e] of elementsOf(p)) add(set, e);
     if (p.l3 && !sets.has(protSet(p.bridge))) sets.set(protSet(p.bridge), new Set(p.l3.protected));
   }
-  return { chains, sets: new Map([...sets].map(([k, v]) => [k, sorted ? [...v].sort(cmp) : [...v]])) };
+  return { chains, sets: new Map([...sets].map(([k, v]) => [k, [...v].sort(cmp)])) };
 }
 
 const cmp = compareNatural;
@@ -484,7 +477,9 @@ export function bridgeElementDelta(before: BridgePort[], after: BridgePort[]): B
     const macs = new Set<string>();
     for (const p of list) {
       keys.add(key(p));
-      byTap.set(p.tap, [...(byTap.get(p.tap) ?? []), p]);
+      const same = byTap.get(p.tap);
+      if (same) same.push(p);
+      else byTap.set(p.tap, [p]);
       macs.add(p.mac);
     }
     return { keys, byTap, macs };
@@ -527,7 +522,7 @@ export function bridgeElementDelta(before: BridgePort[], after: BridgePort[]): B
   return d;
 }
 
-/** The elements one port puts in the sets and the ports map (as `wanted` renders them). */
+/** The elements one port puts in the sets and the ports map (`wanted` and a port delta take them here). */
 function elementsOf(p: BridgePort): Array<[string, string]> {
   const tap = `"${p.tap}"`;
   const out: Array<[string, string]> = [
