@@ -30,6 +30,7 @@ import {
   l3,
   diffNetworks,
   pickBridgeName,
+  type HostUsage,
   type NetworkDef,
   type NetworkInput,
 } from '../model/network.js';
@@ -214,6 +215,19 @@ export class Engine {
     return { links: new Map(links.map((l) => [l.ifname, l])), addrs, routes };
   }
 
+  /**
+   * What a new definition must not collide with (define, apply): the host's addresses, routes and
+   * links, kvmnet's running bridges not counted as someone else's; and the applied records, which
+   * are read while the links are listed.
+   */
+  private async definitionUsage(): Promise<{ usage: HostUsage; applied: AppliedNetwork[] }> {
+    const [applied, obs] = await Promise.all([this.store.listApplied(), this.observeHostNet()]);
+    return {
+      usage: { ...hostUsage(obs, Engine.ownBridges(applied)), allLinks: [...obs.links.keys()] },
+      applied,
+    };
+  }
+
   /** An observation with one network's files and processes, as `startLocked` plans it. */
   private async observeNetwork(def: NetworkDef): Promise<Observed> {
     const applied = await this.store.loadApplied(def.name);
@@ -285,12 +299,10 @@ export class Engine {
           'pick another name, or `kvmnet net undefine` it first',
         );
       }
-      const [applied, obs] = await Promise.all([this.store.listApplied(), this.observeHostNet()]);
-      const usage = hostUsage(obs, Engine.ownBridges(applied));
-      usage.allLinks = [...obs.links.keys()];
+      const { usage } = await this.definitionUsage();
       const others = Object.values(state.networks);
       const bridge =
-        input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...obs.links.keys()]));
+        input.bridge ?? pickBridgeName(new Set([...others.map((o) => o.bridge), ...(usage.allLinks ?? [])]));
       const def = buildNetwork({ ...input, bridge }, { others, host: usage });
       checkPeers([...others, def]);
       const result: OpResult & { network: NetworkDef } = {
@@ -448,9 +460,7 @@ export class Engine {
   ): Promise<OpResult> {
     return this.locked(async () => {
       const state = await this.store.load();
-      const [applied, obs] = await Promise.all([this.store.listApplied(), this.observeHostNet()]);
-      const usage = hostUsage(obs, Engine.ownBridges(applied));
-      usage.allLinks = [...obs.links.keys()];
+      const { usage, applied } = await this.definitionUsage();
       // Interfaces that belong to a stored network (running or not) are not "someone else's".
       usage.links = usage.links.filter((l) => !Object.values(state.networks).some((d) => d.bridge === l));
       const seen = new Set<string>();
@@ -1546,11 +1556,13 @@ export class Engine {
     // A stop above changed the host: then `pre` and the chain's observation are stale.
     const scope = { defs: [def], applied: applied ? [applied] : [] };
     const fresh = plans.length === 0;
-    // The links are listed while the applied records are read: every observation below needs them.
-    const net = fresh && !opts.pre && !chain?.after ? this.host.netState() : undefined;
+    // Neither an observation handed in nor the chain's: this start observes the host, and lists its
+    // links while the applied records are read (every observation below needs them).
+    const observes = fresh && !opts.pre && !chain?.after;
+    const net = observes ? this.host.netState() : undefined;
     net?.catch(() => {}); // awaited by the observation that takes it
     const allApplied = await this.store.listApplied();
-    if (fresh && !dryRun && !opts.pre && !chain?.after && !opts.observed) {
+    if (observes && !dryRun && !opts.observed) {
       const recorded = await this.observeFromRecord(state, def, applied, allApplied, net);
       if (recorded) {
         try {
@@ -1583,10 +1595,10 @@ export class Engine {
    * first, so leftovers go) and elements (refused by the kernel, all or nothing, when a key holds
    * another value). That transaction is a delta whose commit is its verification, as for a port or
    * forward delta: the verifying observation lists the links again, not the tables. When any of it
-   * fails, what ran is undone and startLocked observes the host and plans again. Null where the full observation is
-   * needed: a network that was applied before, peered, bridged or on a host bridge; a running
-   * network not as recorded; none with rules (the first network's table is cheap to list);
-   * `nft` or `ip` missing (the observed start names it).
+   * fails, what ran is undone and startLocked observes the host and plans again. Null where the
+   * full observation is needed: a network that was applied before, peered, bridged or on a host
+   * bridge; a running network not as recorded; none with rules (the first network's table is cheap
+   * to list); `nft` or `ip` missing (the observed start names it).
    */
   private async observeFromRecord(
     state: StateData,
@@ -1723,9 +1735,12 @@ export class Engine {
     }
     reverter.success();
     const after = await this.verify(def, rec, ports, dnat, peers, kernel);
-    if (after.bridgeTable !== NOT_LISTED) await this.verifyBridgeTable(state, name, after);
-    // A view with tables from the records is not the host's: the next start observes.
-    if (chain && !after.fw.fromRecords) chain.after = after;
+    // From the records, the tables were not listed again: nothing to compare the bridge table
+    // with, and a view that is not the host's, so the next start of a chain observes.
+    if (!fromRecords) {
+      await this.verifyBridgeTable(state, name, after);
+      if (chain) chain.after = after;
+    }
     return plans;
   }
 
