@@ -99,9 +99,10 @@ export function daemonEngine(opts: {
     // that body refuses is left to the engine here, whose error the CLI has always printed.
     define: async (input, o) => {
       const { NETWORK_MODES } = await import('../model/network.js');
-      const known = (NETWORK_MODES as readonly string[]).includes(input.mode ?? 'nat');
+      if (!(NETWORK_MODES as readonly string[]).includes(input.mode ?? 'nat'))
+        return (await opts.local()).define(input, o);
       return either(
-        () => (known ? ask('POST', '/api/networks', o.dryRun, input) : Promise.reject(new NotTaken())),
+        () => ask('POST', '/api/networks', o.dryRun, input),
         (e) => e.define(input, o),
       );
     },

@@ -134,44 +134,7 @@ Examples:
     )
     .action(async (name: string, o: DefineOpts, cmd: Command) => {
       const xml = await readNetworkXml(name);
-      if (xml !== undefined) {
-        const given = cmd.options
-          .map((opt) => opt.attributeName())
-          .filter((k) => !['autostart', 'dryRun'].includes(k) && cmd.getOptionValueSource(k) === 'cli');
-        if (given.length > 0) {
-          throw inputError(
-            'conflicting-options',
-            `${name} is a libvirt network XML file: options other than --autostart and --dry-run do not apply`,
-            'change the XML instead',
-          );
-        }
-        const imported = (await libvirtXml()).importNetworkXml(xml);
-        for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
-        const input = { ...imported.input, ...(o.autostart ? { autostart: true } : {}) };
-        const r = await ctx.delegable().define(input, { dryRun: o.dryRun });
-        ctx.print(ctx.json() ? json(r) : renderResult(r));
-        return;
-      }
-      const input: NetworkInput = { name, mode: o.mode, autostart: o.autostart };
-      if (o.subnet !== undefined) input.subnet = o.subnet;
-      if (o.bridge !== undefined) input.bridge = o.bridge;
-      if (o.gateway !== undefined) input.gateway = o.gateway;
-      if (o.domain !== undefined) input.domain = o.domain;
-      if (o.mac !== undefined) input.mac = o.mac;
-      if (o.uplink !== undefined) input.uplink = o.uplink;
-      if (o.forwardDev !== undefined) input.forwardDev = o.forwardDev;
-      if (o.peer !== undefined) input.peers = o.peer;
-      if (!o.offload) input.offload = false;
-      if (!o.dhcp && o.dhcpRange !== undefined) {
-        throw inputError(
-          'conflicting-options',
-          '--dhcp-range and --no-dhcp contradict each other',
-          'pass only one of them',
-        );
-      }
-      if (!o.dhcp) input.dhcp = null;
-      else if (o.dhcpRange !== undefined)
-        input.dhcp = (await import('../model/network.js')).parseDhcpRangeText(o.dhcpRange);
+      const input = xml === undefined ? await optionsInput(name, o) : await xmlInput(name, xml, o, cmd);
       const r = await ctx.delegable().define(input, { dryRun: o.dryRun });
       ctx.print(ctx.json() ? json(r) : renderResult(r));
     });
@@ -339,6 +302,48 @@ interface DefineOpts {
   mac?: string;
   autostart: boolean;
   dryRun: boolean;
+}
+
+/** `net define FILE.xml`: the imported network; options other than --autostart and --dry-run are refused. */
+async function xmlInput(name: string, xml: string, o: DefineOpts, cmd: Command): Promise<NetworkInput> {
+  const given = cmd.options
+    .map((opt) => opt.attributeName())
+    .filter((k) => !['autostart', 'dryRun'].includes(k) && cmd.getOptionValueSource(k) === 'cli');
+  if (given.length > 0) {
+    throw inputError(
+      'conflicting-options',
+      `${name} is a libvirt network XML file: options other than --autostart and --dry-run do not apply`,
+      'change the XML instead',
+    );
+  }
+  const imported = (await libvirtXml()).importNetworkXml(xml);
+  for (const n of imported.notes) process.stderr.write(`kvmnet: ${n}\n`);
+  return { ...imported.input, ...(o.autostart ? { autostart: true } : {}) };
+}
+
+/** `net define NAME --option …`: the network the options describe. */
+async function optionsInput(name: string, o: DefineOpts): Promise<NetworkInput> {
+  const input: NetworkInput = { name, mode: o.mode, autostart: o.autostart };
+  if (o.subnet !== undefined) input.subnet = o.subnet;
+  if (o.bridge !== undefined) input.bridge = o.bridge;
+  if (o.gateway !== undefined) input.gateway = o.gateway;
+  if (o.domain !== undefined) input.domain = o.domain;
+  if (o.mac !== undefined) input.mac = o.mac;
+  if (o.uplink !== undefined) input.uplink = o.uplink;
+  if (o.forwardDev !== undefined) input.forwardDev = o.forwardDev;
+  if (o.peer !== undefined) input.peers = o.peer;
+  if (!o.offload) input.offload = false;
+  if (!o.dhcp && o.dhcpRange !== undefined) {
+    throw inputError(
+      'conflicting-options',
+      '--dhcp-range and --no-dhcp contradict each other',
+      'pass only one of them',
+    );
+  }
+  if (!o.dhcp) input.dhcp = null;
+  else if (o.dhcpRange !== undefined)
+    input.dhcp = (await import('../model/network.js')).parseDhcpRangeText(o.dhcpRange);
+  return input;
 }
 
 /** The file's text if `arg` names a readable file holding libvirt network XML; otherwise undefined. */
