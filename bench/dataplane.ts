@@ -37,6 +37,8 @@ import {
 } from './lib/stats.js';
 
 const ROUNDS = rounds(5);
+const ROUTED = 'routed, no NAT';
+const LIBVIRT = 'libvirt NAT';
 const SECONDS = knob('KVMNET_BENCH_SECONDS', 10);
 const CONN_SECONDS = knob('KVMNET_BENCH_CONN_SECONDS', 5);
 const CONN_CONC = knob('KVMNET_BENCH_CONN_CONC', 8);
@@ -86,14 +88,14 @@ async function routedSetup(lab: Lab): Promise<Setup> {
   await must('ip', ['-n', g, 'addr', 'add', '10.89.0.2/24', 'dev', 'eth0']);
   await must('ip', ['-n', g, 'route', 'add', 'default', 'via', '10.89.0.1']);
   await lanServers(lab);
-  return { name: 'routed, no NAT', lab, guest: g };
+  return { name: ROUTED, lab, guest: g };
 }
 
 async function libvirtSetup(lab: Lab): Promise<Setup> {
   await startLibvirtNat(lab, 'kbnat', 'kbbr0', '192.168.151');
   const g = await dhcpGuest(lab, 'g1', 'kbbr0');
   await lanServers(lab);
-  return { name: 'libvirt NAT', lab, guest: g };
+  return { name: LIBVIRT, lab, guest: g };
 }
 
 async function offloadSupported(lab: Lab): Promise<boolean> {
@@ -163,14 +165,20 @@ async function main(): Promise<void> {
 
     const g = (n: string): Stats | null => (gbps[n]?.length ? stats(gbps[n] ?? []) : null);
     const c = (n: string): Stats | null => (conns[n]?.length ? stats(conns[n] ?? []) : null);
-    const limit = g('routed, no NAT');
-    const libvirt = g('libvirt NAT');
-    const limitC = c('routed, no NAT');
-    const libvirtC = c('libvirt NAT');
-    const rel = (x: Stats | null, base: Stats | null, lim: number): string =>
-      x && base ? goal(ratio(x.median, base.median), lim, false) : '—';
-    const relPlain = (x: Stats | null, base: Stats | null): string =>
-      x && base ? ratio(x.median, base.median).toFixed(2) : '—';
+    // Ratios are paired: each round's figure over the baseline's in the same round (every setup runs
+    // once per round, one after another), then the median (min–max) of those, so that a slower
+    // stretch of the machine weighs on both sides of a ratio.
+    const paired = (xs: number[] | undefined, base: number[] | undefined): Stats | null =>
+      xs?.length && base?.length === xs.length ? stats(xs.map((x, i) => ratio(x, base[i] ?? NaN))) : null;
+    const range = (r: Stats): string => `${r.min.toFixed(2)}–${r.max.toFixed(2)}`;
+    const rel = (xs: number[] | undefined, base: number[] | undefined, lim: number): string => {
+      const r = paired(xs, base);
+      return r ? `${goal(r.median, lim, false)} (${range(r)})` : '—';
+    };
+    const relPlain = (xs: number[] | undefined, base: number[] | undefined): string => {
+      const r = paired(xs, base);
+      return r ? `${r.median.toFixed(2)} (${range(r)})` : '—';
+    };
     const rows = setups.map((s) => {
       const kv = s.name.startsWith('kvmnet');
       const x = g(s.name);
@@ -178,11 +186,11 @@ async function main(): Promise<void> {
       return [
         s.name,
         x ? `${x.median.toFixed(2)} Gbit/s (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : '—',
-        kv ? rel(x, limit, 0.95) : relPlain(x, limit),
-        kv ? rel(x, libvirt, 1) : relPlain(x, libvirt),
+        kv ? rel(gbps[s.name], gbps[ROUTED], 0.95) : relPlain(gbps[s.name], gbps[ROUTED]),
+        kv ? rel(gbps[s.name], gbps[LIBVIRT], 1) : relPlain(gbps[s.name], gbps[LIBVIRT]),
         y ? `${y.median.toFixed(0)}/s (${y.min.toFixed(0)}–${y.max.toFixed(0)})` : '—',
-        relPlain(y, limitC),
-        relPlain(y, libvirtC),
+        relPlain(conns[s.name], conns[ROUTED]),
+        relPlain(conns[s.name], conns[LIBVIRT]),
         String(errors[s.name] ?? 0),
       ];
     });
@@ -211,7 +219,9 @@ async function main(): Promise<void> {
       'Data plane (bench/dataplane.ts)',
       [
         `\`node dist/bench/dataplane.js --write\`, ${machine()}; median (min–max) of ${ROUNDS} rounds, the`,
-        'setups alternated, each in a lab of its own. A guest namespace (veth into the bridge) sends to the LAN namespace through the host',
+        "setups alternated, each in a lab of its own. Ratios are paired: each round divides a setup's figure by",
+        "the baseline's from the same round, and the table gives the median (min–max) of those ratios. A guest",
+        'namespace (veth into the bridge) sends to the LAN namespace through the host',
         `namespace: \`iperf3 -c … -t ${SECONDS}\` (one TCP stream), then bench/connrate.ts opens TCP connections`,
         `for ${CONN_SECONDS} s, ${CONN_CONC} at a time, each accepted and closed by the server. "routed, no NAT" is a bridge`,
         "with forwarding on and no firewall at all (the kernel's limit here); libvirt is Debian's libvirtd",
@@ -220,7 +230,7 @@ async function main(): Promise<void> {
         table(head, rows),
         '',
         kvmnetFlow === 'no flowtable'
-          ? "- This kernel has no nftables flowtables: both kvmnet rows ran the same rules, so the gap between them is this run's noise."
+          ? "- This kernel has no nftables flowtables: both kvmnet rows ran the same rules, so the gap between them is this run's noise (the ranges show how much one run varies here)."
           : '- The first kvmnet row offloads established flows to its flowtable; the second runs every packet through the chains.',
         '- Neither figure depends on the number of networks, ports or forwards: the rules look them up in sets and maps.',
       ].join('\n'),
