@@ -45,7 +45,7 @@ import {
   removeStaleTemps,
 } from './fsutil.js';
 import { stepApplied } from './crash.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, TurnQueue } from './lock.js';
 import {
   hostUsage,
   kernelChanges,
@@ -180,6 +180,8 @@ export class Engine {
   readonly firewall: FirewallBackend;
   readonly store: Store;
   private readonly note: (msg: string) => void;
+  /** This process's operations take the state lock one after another (the daemon serves several). */
+  private readonly turns = new TurnQueue();
 
   constructor(opts: EngineOptions) {
     this.paths = opts.paths;
@@ -190,15 +192,17 @@ export class Engine {
   }
 
   private async locked<T>(fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
-    const lock = await acquireLock(this.paths.lockFile, {
-      note: this.note,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-    });
-    try {
-      return await fn();
-    } finally {
-      await lock.release();
-    }
+    return this.turns.run(async () => {
+      const lock = await acquireLock(this.paths.lockFile, {
+        note: this.note,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      });
+      try {
+        return await fn();
+      } finally {
+        await lock.release();
+      }
+    }, timeoutMs);
   }
 
   private async observeFor(

@@ -15,6 +15,9 @@ import { createServer, type Server } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { failure } from '../model/errors.js';
 
+/** How long a taker waits while one holder keeps the lock (acquireLock) or the queue (TurnQueue). */
+export const LOCK_TIMEOUT_MS = 60_000;
+
 export interface Lock {
   release(): Promise<void>;
 }
@@ -78,10 +81,11 @@ export async function acquireLock(
   const name = lockSocketName(path);
   // The wait times out only when one holder keeps the lock that long: behind a queue of other
   // commands that each finish, a command waits its turn however long the queue is.
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const timeoutMs = opts.timeoutMs ?? LOCK_TIMEOUT_MS;
   let deadline = Date.now() + timeoutMs;
   let last: string | undefined;
   let noted = false;
+  let wait = 2;
   for (;;) {
     const server = await tryBind(name);
     if (server) {
@@ -122,6 +126,42 @@ export async function acquireLock(
       opts.note?.(`waiting for the kvmnet lock held by ${h.text}`);
       noted = true;
     }
-    await new Promise((r) => setTimeout(r, 20 + Math.random() * 40));
+    // Tries again soon at first (most holders are done within a few ms), then every 20–60 ms.
+    await new Promise((r) => setTimeout(r, Math.min(wait, 20) + Math.random() * wait));
+    wait = Math.min(wait * 2, 40);
+  }
+}
+
+/**
+ * Turns in one process, first come first served, in front of the state lock: the daemon's requests
+ * and its repair loop share one Engine, and each waits here for the one before it to finish (woken
+ * at once) instead of polling the lock socket, which the process itself holds meanwhile. Gives up
+ * with the `locked` error after `timeoutMs` in the queue; the turns after it still wait for the ones
+ * before it.
+ */
+export class TurnQueue {
+  private tail: Promise<void> = Promise.resolve();
+
+  async run<T>(fn: () => Promise<T>, timeoutMs = LOCK_TIMEOUT_MS): Promise<T> {
+    const before = this.tail;
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    this.tail = Promise.all([before, mine]).then(() => {});
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+      const onTime = await Promise.race([before.then(() => true), late]);
+      clearTimeout(timer);
+      if (!onTime) {
+        throw failure(
+          'locked',
+          `the kvmnet state is busy with this process's other operations for ${Math.round(timeoutMs / 1000)} s`,
+          { hint: 'wait for them to finish, then try again' },
+        );
+      }
+      return await fn();
+    } finally {
+      done();
+    }
   }
 }

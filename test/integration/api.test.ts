@@ -427,6 +427,39 @@ describe('kvmnet serve: the HTTP API', () => {
     });
   });
 
+  test('requests at the same time take turns inside the daemon: each answered, none polls the lock', async () => {
+    const from = d.proc.output.length;
+    const ports = [8091, 8092, 8093, 8094, 8095, 8096];
+    const added = await Promise.all(
+      ports.map((p) =>
+        d.request('/api/forwards', {
+          method: 'POST',
+          body: { network: 'default', proto: 'tcp', ports: p, target: 'web:80' },
+        }),
+      ),
+    );
+    assert.deepEqual(
+      added.map((r) => r.status),
+      ports.map(() => 201),
+    );
+    const listed = await d.ok<{ id: string }[]>('/api/forwards?network=default');
+    assert.deepEqual(
+      listed.map((f) => f.id).filter((id) => ports.some((p) => id === `tcp/${p}`)),
+      ports.map((p) => `tcp/${p}`),
+    );
+    const removed = await Promise.all(
+      ports.map((p) => d.request(`/api/forwards/default/tcp/${p}`, { method: 'DELETE' })),
+    );
+    assert.deepEqual(
+      removed.map((r) => r.status),
+      ports.map(() => 200),
+    );
+    assert.deepEqual(await d.ok('/api/forwards?network=default'), []);
+    // A request waits for the one before it in the daemon's own queue, not on the lock socket the
+    // daemon itself holds (which would poll and note "waiting for the kvmnet lock held by process").
+    assert.doesNotMatch(d.proc.output.slice(from), /waiting for the kvmnet lock/);
+  });
+
   test('stats: the kernel counters of the bridge and its taps', async () => {
     const s = await d.ok<{ time: number; links: Record<string, { rxBytes: number; txBytes: number }> }>(
       '/api/stats',

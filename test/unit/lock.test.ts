@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'node:test';
-import { acquireLock, startTime } from '../../src/engine/lock.js';
+import { acquireLock, startTime, TurnQueue } from '../../src/engine/lock.js';
 
 test('a second taker waits for the release, then gets the lock', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kvmnet-lock-'));
@@ -69,4 +69,46 @@ test('a state directory that cannot be made is a clear error, not a hang (Node 2
     code: 'state-dir-unusable',
     message: /cannot make the state directory \/proc\/nonexistent-kvmnet\/x: .*ENOENT/,
   });
+});
+
+test('TurnQueue: turns run one at a time, first come first served, a failed one included', async () => {
+  const q = new TurnQueue();
+  const log: string[] = [];
+  const turn = (name: string, fail = false) =>
+    q.run(async () => {
+      log.push(`${name} in`);
+      await new Promise((r) => setTimeout(r, 5));
+      log.push(`${name} out`);
+      if (fail) throw new Error(`${name} failed`);
+      return name;
+    });
+  const results = await Promise.allSettled([turn('a'), turn('b', true), turn('c')]);
+  assert.deepEqual(log, ['a in', 'a out', 'b in', 'b out', 'c in', 'c out']);
+  assert.deepEqual(
+    results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason))),
+    ['a', 'Error: b failed', 'c'],
+  );
+});
+
+test('TurnQueue: a turn that waits too long gives up; the ones after it still wait their turn', async () => {
+  const q = new TurnQueue();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const log: string[] = [];
+  const first = q.run(async () => {
+    await held;
+    log.push('first');
+  });
+  const impatient = q.run(() => Promise.resolve(log.push('impatient')), 50);
+  const third = q.run(() => Promise.resolve(log.push('third')));
+  await assert.rejects(impatient, (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'locked');
+    assert.match(e.message, /busy with this process's other operations/);
+    return true;
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(log, [], 'the third turn ran before the first finished');
+  release();
+  await Promise.all([first, third]);
+  assert.deepEqual(log, ['first', 'third']);
 });
