@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Exec } from '../../src/host/exec.js';
@@ -113,24 +113,41 @@ describe('Host.netState', () => {
   });
 });
 
-describe('processGone', () => {
-  test('a running process is not gone; a zombie and a reaped process are', async () => {
-    // sh starts a short child, prints its pid, then becomes `sleep`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+/**
+ * A zombie and its living parent: sh starts a short child, prints its pid, then becomes `sleep`,
+ * which never reaps it. The child outlives sh's exec; should it still be reaped before it shows as
+ * a zombie (its /proc entry gone first), a new pair is made, up to 5 times.
+ */
+async function zombie(): Promise<{ parent: ChildProcess; child: number }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    try {
-      const first = await new Promise<string>((res) =>
-        parent.stdout.once('data', (d: Buffer) => res(String(d))),
-      );
-      const child = Number(first.trim());
-      assert.ok(child > 0, first);
-      let stat = '';
-      for (let i = 0; i < 100 && !/\) Z /.test(stat); i++) {
+    const first = await new Promise<string>((res) =>
+      parent.stdout?.once('data', (d: Buffer) => res(String(d))),
+    );
+    const child = Number(first.trim());
+    assert.ok(child > 0, first);
+    for (let i = 0; i < 300; i++) {
+      let stat: string;
+      try {
         stat = readFileSync(`/proc/${child}/stat`, 'utf8');
-        await new Promise((r) => setTimeout(r, 10));
+      } catch {
+        break; // reaped already: try again
       }
-      assert.match(stat, /\) Z /, 'the child is a zombie');
+      if (/\) Z /.test(stat)) return { parent, child };
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    parent.kill('SIGKILL');
+    await new Promise((r) => parent.once('exit', r));
+  }
+  throw new Error('no zombie in 5 attempts');
+}
+
+describe('processGone', () => {
+  test('a running process is not gone; a zombie and a reaped process are', async () => {
+    const { parent, child } = await zombie();
+    try {
       assert.equal(await processGone(child), true, 'a zombie has closed its files');
       assert.equal(await processGone(parent.pid!), false, 'the running sleep');
     } finally {
