@@ -1281,7 +1281,9 @@ export class Engine {
    * Null when the full reconcile (startLocked) must do it, before anything changes: the network is
    * not simply running as defined (stopped, half-started, redefined since its start, bridged or
    * on a host bridge); a forward reaches the port's VM by name (its target may move); the port is
-   * the network's first or last checked one (a chain or set of table bridge kvmnet comes or goes);
+   * the network's first or last checked one (a chain or set of table bridge kvmnet comes or goes;
+   * an unchecked port, e.g. a libvirt port before its tap is known, beside no checked port at all
+   * changes nothing there and is a delta);
    * the new tap's name is taken by a link (the full path picks the next free one); or what the
    * change touches looks drifted (dnsmasq not running or its configuration not as rendered),
    * which is noted. Drift of the port's elements

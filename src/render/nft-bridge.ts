@@ -435,7 +435,8 @@ export function bridgeDiff(ports: BridgePort[], obs: BridgeObserved): BridgeDiff
  * One port added or removed, as element changes: what `wanted` holds for `after` and not for
  * `before` (added) and the reverse (deleted), computed from the port lists alone, without reading
  * the table. Null when the change is more than elements: the table, a network's chain or a prot_
- * set comes or goes (the first or last checked port), which the full diff (bridgeDiff) handles.
+ * set comes or goes (the first or last checked port), which the full diff (bridgeDiff) handles;
+ * empty when no checked port is on either side (no table before or after).
  * Only the ports that differ are rendered; the others are indexed by tap and MAC, so with 200
  * ports it costs a pass over them rather than every port's elements twice (about 1 ms before).
  * A property test checks it against the full diff of any two port lists.
@@ -450,6 +451,9 @@ export interface BridgeElementDelta {
 export function bridgeElementDelta(before: BridgePort[], after: BridgePort[]): BridgeElementDelta | null {
   const b = checkable(before);
   const a = checkable(after);
+  // No checked port on either side (e.g. a libvirt port, whose tap kvmnet does not know yet, on a
+  // network without checked ports): there is no table, and it stays away.
+  if (b.length === 0 && a.length === 0) return { elemAdd: [], elemDel: [], added: [] };
   if (b.length === 0 || a.length === 0) return null;
   // The chains and prot_ sets each side needs, with each network's protected list (its first
   // port's, as `wanted` takes it): when they differ, more than elements changes.

@@ -4,6 +4,8 @@
 // `net start` has nothing to do and changes nothing. What looks drifted falls back to the full
 // reconcile (noted) and ends in the same state.
 import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab, type Snapshot } from '../lib/lab.js';
 import { must } from '../lib/proc.js';
@@ -166,5 +168,67 @@ describe('port delta on a running network', () => {
     await assertFullIsNoop('after the full add');
     await lab.kvmnetOk('port', 'del', 'web/net1');
     await assertFullIsNoop('after the full del');
+  });
+});
+
+// A libvirt port (libvirt makes its tap, kvmnet learns its name later) on a network with no checked
+// port: no table bridge kvmnet before or after, so its reservation is the hosts files and a SIGHUP,
+// without a process run: this is `kvmnet libvirt interface` before a domain's first start.
+describe('a libvirt reservation on a network without checked ports', () => {
+  let lab: Lab;
+  let log: string;
+  let env: NodeJS.ProcessEnv;
+  /** What kvmnet ran (the lab runs the CLI itself with `ip netns exec`, from the same PATH). */
+  const runs = async (): Promise<string[]> =>
+    (await readFile(log, 'utf8')).split('\n').filter((l) => l !== '' && !l.startsWith('ip netns exec '));
+
+  before(async () => {
+    lab = await Lab.create('pdlv');
+    await lab.kvmnetOk('up');
+    // ip and nft on PATH log each run, then run the real ones.
+    const bin = join(lab.dir, 'logged');
+    log = join(lab.dir, 'runs.log');
+    await mkdir(bin);
+    for (const tool of ['ip', 'nft']) {
+      const real = (await must('sh', ['-c', `command -v ${tool}`])).trim();
+      await writeFile(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec ${real} "$@"\n`, {
+        mode: 0o755,
+      });
+    }
+    env = { PATH: `${bin}:${process.env.PATH ?? ''}` };
+  });
+  after(async () => {
+    await lab.destroy();
+  });
+
+  test('added and removed without an ip or nft process, as a full reconcile wants it', async () => {
+    await writeFile(log, '');
+    const r = await lab.kvmnetEnv(
+      env,
+      'libvirt',
+      'interface',
+      'default',
+      '--vm',
+      'lv1',
+      '--mac',
+      '52:54:00:00:d1:01',
+      '--ip',
+      '192.168.122.70',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /reconciling network/);
+    assert.deepEqual(await runs(), [], 'no ip or nft run for the reservation');
+    const hosts = await readFile(join(lab.runDir, 'net/default/dhcp-hosts'), 'utf8');
+    assert.match(hosts, /52:54:00:00:d1:01,192\.168\.122\.70/);
+    const chk = await lab.kvmnet('check');
+    assert.equal(chk.code, 0, `check: ${chk.stdout}${chk.stderr}`);
+    assert.match(await lab.kvmnetOk('net', 'start', 'default', '--dry-run'), /nothing to do/);
+
+    await writeFile(log, '');
+    const del = await lab.kvmnetEnv(env, 'port', 'del', 'lv1');
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(await runs(), [], 'no ip or nft run for its removal');
+    assert.doesNotMatch(await readFile(join(lab.runDir, 'net/default/dhcp-hosts'), 'utf8'), /d1:01/);
+    assert.match(await lab.kvmnetOk('net', 'start', 'default', '--dry-run'), /nothing to do/);
   });
 });

@@ -187,6 +187,8 @@ describe('table bridge kvmnet against a real table', () => {
     assert.equal(bridgeElementDelta([...PORTS, br7], PORTS), null);
     assert.equal(bridgeElementDelta([], PORTS), null);
     assert.equal(bridgeElementDelta(PORTS.slice(0, 1), []), null);
+    // No checked port before or after (a libvirt port without its tap yet): no table, nothing to do.
+    assert.deepEqual(bridgeElementDelta([], []), { elemAdd: [], elemDel: [], added: [] });
   });
   // The delta is computed from the ports that differ, not from every port's elements: it must still
   // change exactly what the full diff against the table as applied for `before` changes, and be
@@ -227,8 +229,7 @@ describe('table bridge kvmnet against a real table', () => {
         const d = bridgeElementDelta(before, after);
         const full = bridgeDiff(after, expectedBridgeTable(before));
         const onlyElements =
-          before.length > 0 &&
-          after.length > 0 &&
+          before.length > 0 === after.length > 0 &&
           full.whole === null &&
           full.fill.length === 0 &&
           full.drop.length === 0 &&
