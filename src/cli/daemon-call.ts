@@ -49,8 +49,6 @@ export function call(
   method: string,
   path: string,
   body?: unknown,
-  /** Called once the request is written to the socket. */
-  written?: () => void,
 ): Promise<Answer> {
   return new Promise((done) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
@@ -76,7 +74,6 @@ export function call(
       // Not end(): a Node.js server that sees the client's half of the connection close drops the
       // request in progress. `Connection: close` makes the server close it once it has answered.
       s.write(request);
-      written?.();
     });
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('end', () => {

@@ -27,8 +27,6 @@ export interface EarlyRequest {
   socket: string;
   /** The daemon's answer (never rejects). */
   answer: Promise<Answer>;
-  /** Settles once the request is written (or no daemon listens). */
-  sent: Promise<void>;
   /** --json ended the line; how the command prints its answer. */
   json: boolean;
   output: OutputKind;
@@ -67,11 +65,8 @@ export function earlyRequest(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (env.KVMNET_STATE_DIR === '' || env.KVMNET_RUN_DIR === '') return undefined;
   const stateDir = resolve(env.KVMNET_STATE_DIR ?? DEFAULT_STATE_DIR);
   const socket = daemonSocket(env.KVMNET_RUN_DIR ?? DEFAULT_RUN_DIR);
-  let written!: () => void;
-  const sent = new Promise<void>((r) => (written = r));
-  const answer = call(socket, stateDir, target.method, target.path, undefined, written);
-  void answer.then(written);
-  return { ...target, stateDir, socket, answer, sent };
+  const answer = call(socket, stateDir, target.method, target.path);
+  return { ...target, stateDir, socket, answer };
 }
 
 /**
