@@ -13,6 +13,7 @@ import { readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { makeDirs } from './fsutil.js';
 import { createServer, type Server } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { procStatFields } from '../host/host.js';
 import { failure } from '../model/errors.js';
 
 /** How long a taker waits while one holder keeps the lock (acquireLock) or the queue (TurnQueue). */
@@ -25,8 +26,7 @@ export interface Lock {
 /** The process's start time in clock ticks since boot (/proc/PID/stat field 22), '' if unknown. */
 export function startTime(pid: number): string {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    return procStatFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[19] ?? '';
   } catch {
     return '';
   }

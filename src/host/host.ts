@@ -368,9 +368,16 @@ export async function processGone(pid: number): Promise<boolean> {
   } catch {
     return true;
   }
-  // pid (comm) STATE …: comm may hold spaces and parentheses, the state follows the last ')'.
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  const state = procStatFields(stat)[0];
   return state === 'Z' || state === 'X';
+}
+
+/**
+ * The fields of a /proc/PID/stat text after `PID (COMM)`: [0] the state, [19] the start time. COMM
+ * may hold spaces and parentheses, so the fields start after the last ')'.
+ */
+export function procStatFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 function signal(pid: number, sig: NodeJS.Signals): boolean {
