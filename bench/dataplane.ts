@@ -171,13 +171,11 @@ async function main(): Promise<void> {
     const paired = (xs: number[] | undefined, base: number[] | undefined): Stats | null =>
       xs?.length && base?.length === xs.length ? stats(xs.map((x, i) => ratio(x, base[i] ?? NaN))) : null;
     const range = (r: Stats): string => `${r.min.toFixed(2)}–${r.max.toFixed(2)}`;
-    const rel = (xs: number[] | undefined, base: number[] | undefined, lim: number): string => {
+    /** The paired ratio's cell, with its goal when there is one (`lim`, a "≥" goal). */
+    const rel = (xs: number[] | undefined, base: number[] | undefined, lim?: number): string => {
       const r = paired(xs, base);
-      return r ? `${goal(r.median, lim, false)} (${range(r)})` : '—';
-    };
-    const relPlain = (xs: number[] | undefined, base: number[] | undefined): string => {
-      const r = paired(xs, base);
-      return r ? `${r.median.toFixed(2)} (${range(r)})` : '—';
+      if (!r) return '—';
+      return `${lim === undefined ? r.median.toFixed(2) : goal(r.median, lim, false)} (${range(r)})`;
     };
     const rows = setups.map((s) => {
       const kv = s.name.startsWith('kvmnet');
@@ -186,11 +184,11 @@ async function main(): Promise<void> {
       return [
         s.name,
         x ? `${x.median.toFixed(2)} Gbit/s (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : '—',
-        kv ? rel(gbps[s.name], gbps[ROUTED], 0.95) : relPlain(gbps[s.name], gbps[ROUTED]),
-        kv ? rel(gbps[s.name], gbps[LIBVIRT], 1) : relPlain(gbps[s.name], gbps[LIBVIRT]),
+        rel(gbps[s.name], gbps[ROUTED], kv ? 0.95 : undefined),
+        rel(gbps[s.name], gbps[LIBVIRT], kv ? 1 : undefined),
         y ? `${y.median.toFixed(0)}/s (${y.min.toFixed(0)}–${y.max.toFixed(0)})` : '—',
-        relPlain(conns[s.name], conns[ROUTED]),
-        relPlain(conns[s.name], conns[LIBVIRT]),
+        rel(conns[s.name], conns[ROUTED]),
+        rel(conns[s.name], conns[LIBVIRT]),
         String(errors[s.name] ?? 0),
       ];
     });

@@ -143,9 +143,7 @@ async function main(): Promise<void> {
         '  leaves (the output of the `ip`/`nft` processes it ran); each network adds its dnsmasq',
         '  processes (the second is the helper that runs the dhcp-script, the lease hook), the same as',
         "  libvirt's. The rest is Node.js itself: a bare Node.js HTTP server is about 43 MB here.",
-        kv.daemonIdle <= GOAL_MB
-          ? `- The ${GOAL_MB} MB goal is met, with ${mb(GOAL_MB - kv.daemonIdle)} to spare: most of the daemon is the Node.js runtime (kvmnet serve section above).`
-          : `- The ${GOAL_MB} MB goal is not met: most of the daemon is the Node.js runtime (kvmnet serve section above).`,
+        `- The ${GOAL_MB} MB goal is ${kv.daemonIdle <= GOAL_MB ? `met, with ${mb(GOAL_MB - kv.daemonIdle)} to spare` : 'not met'}: most of the daemon is the Node.js runtime (kvmnet serve section above).`,
       ].join('\n'),
     );
   } finally {
